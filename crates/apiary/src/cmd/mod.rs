@@ -1,0 +1,65 @@
+//! Subcommands. One file per group of commands.
+
+pub mod admin;
+pub mod client;
+pub mod import;
+pub mod parse;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Apiary: an open threat-intelligence hub.
+///
+/// Run a hub with `apiary serve`, manage it with `apiary user|token|feed`, publish and search
+/// with `apiary publish|search`, import honeypot logs with `apiary import cowrie`, and check how
+/// a value is understood with `apiary parse`.
+#[derive(Parser, Debug)]
+#[command(name = "apiary", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the hub (HTTP API, CSIRTG-compatible API) on a data directory.
+    Serve(serve::ServeArgs),
+    /// Parse and normalise indicator values, and show how they are classified.
+    Parse(parse::ParseArgs),
+    /// Manage users (admin, works on the data directory).
+    User(admin::UserArgs),
+    /// Manage API tokens (admin, works on the data directory).
+    Token(admin::TokenArgs),
+    /// Manage feeds (admin, works on the data directory).
+    Feed(admin::FeedArgs),
+    /// Make a consistent online copy of the data.
+    Backup(admin::BackupArgs),
+    /// Publish indicators to a feed on a hub.
+    Publish(client::PublishArgs),
+    /// Search a hub for a value.
+    Search(client::SearchArgs),
+    /// Import data in bulk (Cowrie logs, ...).
+    Import(import::ImportArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Parse(a) => parse::run(a),
+        Command::User(a) => admin::run_user(a),
+        Command::Token(a) => admin::run_token(a),
+        Command::Feed(a) => admin::run_feed(a),
+        Command::Backup(a) => admin::run_backup(a),
+        Command::Publish(a) => client::run_publish(a),
+        Command::Search(a) => client::run_search(a),
+        Command::Import(a) => import::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Apiary's domain core: the single place where an indicator is understood.
+//!
+//! Pipeline stage: **normalise**. Everything upstream (API publishes, Cowrie logs, feed files)
+//! hands raw strings to [`parse`]; everything downstream (store, scoring, exports) sees only
+//! [`Indicator`]s. This crate does no I/O: no files, no network, no database.
+
+pub mod allowlist;
+pub mod error;
+pub mod indicator;
+pub mod itype;
+pub mod normalise;
+pub mod special;
+pub mod time;
+
+pub use allowlist::{Allowlist, ListUse, Listed};
+pub use error::{RejectCode, Rejection};
+pub use indicator::{Derived, Flag, Indicator};
+pub use itype::IType;
+pub use normalise::{parse, ParseOptions};
+pub use special::Reserved;
+pub use time::parse_time;

@@ -1,0 +1,79 @@
+//! Apiary's record stage: accounts, feeds, sightings and their aggregates.
+//!
+//! [`Store`] is the one interface the server and the CLI use; [`sqlite::SqliteStore`] is the
+//! embedded default (a PostgreSQL implementation comes with the scale-out work). Every write
+//! returns only after it is durable: a 2xx or an acked frame never loses data on a crash.
+
+pub mod model;
+pub mod sqlite;
+
+pub use model::*;
+
+use async_trait::async_trait;
+
+/// Store errors. `NotFound`/`Conflict`/`Invalid` are the client's fault; `Busy` maps to 429;
+/// `Internal` to 500 and never happens for client input.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("store busy, try again")]
+    Busy,
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The record stage. Implementations must be safe to share across tasks (`Arc<dyn Store>`).
+///
+/// Writes go through one writer that batches transactions; readers never see stale accounts
+/// (a user, token or feed created by another process on the same data is visible at once).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users ----
+    async fn create_user(&self, name: &str, admin: bool) -> Result<User>;
+    async fn get_user(&self, name: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+
+    // ---- tokens (stored as SHA-256 hashes; the plaintext is returned once) ----
+    /// Create a token; returns the record and the plaintext secret.
+    async fn create_token(&self, user: &str, scopes: Scopes, expires: Option<Timestamp>, label: Option<&str>) -> Result<(TokenInfo, String)>;
+    /// Resolve a presented token to its user and scopes (None if unknown, revoked or expired).
+    async fn authenticate(&self, token: &str) -> Result<Option<Principal>>;
+    async fn list_tokens(&self, user: &str) -> Result<Vec<TokenInfo>>;
+    async fn revoke_token(&self, user: &str, token_id: i64) -> Result<()>;
+
+    // ---- feeds ----
+    async fn create_feed(&self, new: NewFeed) -> Result<Feed>;
+    async fn get_feed(&self, owner: &str, name: &str) -> Result<Option<Feed>>;
+    async fn list_feeds(&self, owner: Option<&str>) -> Result<Vec<Feed>>;
+    async fn update_feed(&self, owner: &str, name: &str, update: FeedUpdate) -> Result<Feed>;
+    async fn delete_feed(&self, owner: &str, name: &str) -> Result<()>;
+    /// Give `user` read access to a private feed.
+    async fn grant_feed_access(&self, owner: &str, name: &str, user: &str) -> Result<()>;
+    async fn has_feed_access(&self, feed_id: i64, user_id: i64) -> Result<bool>;
+
+    // ---- sightings ----
+    /// Append sightings (already normalised) and update aggregates, durably, in one batch.
+    /// A sighting whose `idempotency_key` was already stored is skipped (reported as duplicate).
+    async fn append_sightings(&self, batch: Vec<NewSighting>) -> Result<Vec<AppendOutcome>>;
+
+    /// Query feed records (per feed and value aggregates).
+    async fn query(&self, q: &Query) -> Result<Page<FeedRecord>>;
+    /// One feed record by id.
+    async fn get_record(&self, id: i64) -> Result<Option<FeedRecord>>;
+    /// The hub-wide aggregate of one value, if stored.
+    async fn get_indicator(&self, value: &str) -> Result<Option<IndicatorSummary>>;
+    /// Sightings of a value (newest first), limited.
+    async fn sightings_of(&self, value: &str, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<Sighting>>;
+
+    // ---- operations ----
+    async fn stats(&self) -> Result<Stats>;
+    /// A consistent online copy of the store into `dest` (a file path for SQLite).
+    async fn backup(&self, dest: &std::path::Path) -> Result<()>;
+}
