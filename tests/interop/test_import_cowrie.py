@@ -1,0 +1,127 @@
+"""`apiary import cowrie` on the four real Cowrie logs in ../shared/data/cowrie/, offline on the data
+directory (while the hub serves it) and through the hub; then search for attackers found in them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.shared
+
+
+@pytest.fixture(scope="module")
+def logs(shared) -> list[Path]:
+    files = sorted((shared / "data" / "cowrie").glob("*.json"))
+    assert len(files) == 4, files
+    return files
+
+
+@pytest.fixture(scope="module")
+def attackers(logs) -> dict[str, int]:
+    """Every attacker address in the logs (from session connects), with its number of sessions."""
+    sessions: dict[str, set[str]] = {}
+    for f in logs:
+        for line in f.read_text(errors="replace").splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("eventid") == "cowrie.session.connect" and e.get("src_ip"):
+                sessions.setdefault(e["src_ip"], set()).add(f"{f.name}/{e.get('session')}")
+    assert len(sessions) > 300
+    return {ip: len(s) for ip, s in sessions.items()}
+
+
+def _addresses(records: list[dict]) -> dict[str, dict]:
+    return {r["indicator"]: r for r in records if r["itype"] in ("ipv4", "ipv6")}
+
+
+def _json_summary(out: str) -> dict:
+    """The machine-readable summary `--json` prints: the whole output, or its last line."""
+    out = out.strip()
+    for text in (out, out.splitlines()[-1] if out else ""):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _busiest(attackers: dict[str, int]) -> str:
+    return max(attackers, key=lambda ip: (attackers[ip], ip))
+
+
+def _search_json(hub, token: str, value: str) -> list[dict]:
+    p = hub.cli("search", value, "--json", "--hub", hub.url, "--token", token)
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def test_import_offline_while_serving_then_search(hub, logs, attackers):
+    token = hub.add_user("ops")
+    p = hub.cli("import", "cowrie", "--feed", "ops/cowrie-real", "--data", str(hub.data), "--json",
+                *map(str, logs))
+    summary = _json_summary(p.stdout)
+    assert summary, f"no JSON summary from --json:\n{p.stdout}"
+
+    # Queryable at once through the running hub: every attacker address is in the feed.
+    stored = _addresses(hub.feed_records("ops/cowrie-real", token))
+    missing = sorted(set(attackers) - set(stored))
+    assert not missing, f"{len(missing)} attacker addresses not imported, e.g. {missing[:5]}"
+
+    ip = _busiest(attackers)
+    found = _search_json(hub, token, ip)
+    assert [r["feed"] for r in found] == ["ops/cowrie-real"], found
+    rec = found[0]
+    assert rec["indicator"] == ip and rec["itype"] == "ipv4"
+    assert rec["count"] >= 1
+    for field in ("firsttime", "lasttime", "tags", "portlist", "protocol"):
+        assert field in rec, (field, rec)
+    assert rec["firsttime"] < rec["lasttime"] or attackers[ip] == 1
+    assert rec["firsttime"].startswith(("2017", "2018", "2020", "2022")), rec
+
+    # Importing the same files again counts nothing twice.
+    before = {ip: r["count"] for ip, r in stored.items()}
+    hub.cli("import", "cowrie", "--feed", "ops/cowrie-real", "--data", str(hub.data), *map(str, logs))
+    after = {ip: r["count"] for ip, r in _addresses(hub.feed_records("ops/cowrie-real", token)).items()}
+    assert after == before
+
+
+def test_import_through_hub_then_search(hub, logs, attackers):
+    token = hub.add_user("ops")
+    # The feed does not exist yet: the import creates it.
+    hub.cli("import", "cowrie", "--feed", "ops/via-hub", "--hub", hub.url, "--token", token, *map(str, logs))
+
+    stored = _addresses(hub.feed_records("ops/via-hub", token))
+    missing = sorted(set(attackers) - set(stored))
+    assert not missing, f"{len(missing)} attacker addresses not imported, e.g. {missing[:5]}"
+
+    ip = _busiest(attackers)
+    r = hub.api("GET", "/api/v1/indicators", token, params={"q": ip})
+    assert r.status_code == 200, r.text
+    assert [x["feed"] for x in r.json()["items"]] == ["ops/via-hub"]
+    assert [x["feed"] for x in _search_json(hub, token, ip)] == ["ops/via-hub"]
+
+
+def test_import_offline_without_hub_then_serve(apiary_bin, tmp_path, logs, attackers):
+    """The other offline order: import into a data dir no hub serves, then start the hub on it."""
+    from conftest import _make_hub
+
+    hub = _make_hub(apiary_bin, tmp_path)
+    hub.cli("user", "add", "ops", "--data", str(hub.data))
+    hub.cli("import", "cowrie", "--feed", "ops/cold", "--data", str(hub.data), str(logs[-1]))
+    token = hub.cli("token", "create", "--user", "ops", "--scopes", "read", "--data", str(hub.data)).stdout.split()[-1]
+    hub.start()
+    try:
+        d_attackers = set()
+        for line in logs[-1].read_text().splitlines():
+            e = json.loads(line)
+            if e.get("eventid") == "cowrie.session.connect":
+                d_attackers.add(e["src_ip"])
+        stored = _addresses(hub.feed_records("ops/cold", token))
+        assert d_attackers <= set(stored), sorted(d_attackers - set(stored))[:5]
+    finally:
+        hub.stop()
