@@ -22,9 +22,32 @@ pub enum RejectCode {
     InvalidPort,
     InvalidTime,
     TimeOutOfRange,
+    /// An allowlist (warninglist) could not be loaded: bad JSON or an invalid entry.
+    InvalidAllowlist,
 }
 
 impl RejectCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: [RejectCode; 17] = [
+        RejectCode::Empty,
+        RejectCode::TooLong,
+        RejectCode::UnknownType,
+        RejectCode::TypeMismatch,
+        RejectCode::InvalidAddress,
+        RejectCode::PrefixTooShort,
+        RejectCode::InvalidPrefix,
+        RejectCode::InvalidDomain,
+        RejectCode::InvalidIdn,
+        RejectCode::InvalidUrl,
+        RejectCode::InvalidEmail,
+        RejectCode::BadHashLength,
+        RejectCode::InvalidAsn,
+        RejectCode::InvalidPort,
+        RejectCode::InvalidTime,
+        RejectCode::TimeOutOfRange,
+        RejectCode::InvalidAllowlist,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectCode::Empty => "empty",
@@ -43,6 +66,7 @@ impl RejectCode {
             RejectCode::InvalidPort => "invalid_port",
             RejectCode::InvalidTime => "invalid_time",
             RejectCode::TimeOutOfRange => "time_out_of_range",
+            RejectCode::InvalidAllowlist => "invalid_allowlist",
         }
     }
 }

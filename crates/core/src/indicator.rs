@@ -42,9 +42,22 @@ pub enum Flag {
     Cidr,
     /// IPv4 octets had leading zeros (read as decimal).
     LeadingZeros,
+    /// A URL had no scheme (`example.com/path`); `http://` was assumed.
+    SchemeAdded,
 }
 
 impl Flag {
+    /// Every flag, for documentation and tests.
+    pub const ALL: [Flag; 7] = [
+        Flag::Refanged,
+        Flag::HostBitsMasked,
+        Flag::Mapped,
+        Flag::Idn,
+        Flag::Cidr,
+        Flag::LeadingZeros,
+        Flag::SchemeAdded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Flag::Refanged => "refanged",
@@ -53,6 +66,7 @@ impl Flag {
             Flag::Idn => "idn",
             Flag::Cidr => "cidr",
             Flag::LeadingZeros => "leading_zeros",
+            Flag::SchemeAdded => "scheme_added",
         }
     }
 }

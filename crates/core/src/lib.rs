@@ -4,8 +4,10 @@
 //! hands raw strings to [`parse`]; everything downstream (store, scoring, exports) sees only
 //! [`Indicator`]s. This crate does no I/O: no files, no network, no database.
 
+mod addr;
 pub mod allowlist;
 pub mod error;
+mod host;
 pub mod indicator;
 pub mod itype;
 pub mod normalise;
@@ -18,4 +20,4 @@ pub use indicator::{Derived, Flag, Indicator};
 pub use itype::IType;
 pub use normalise::{parse, ParseOptions};
 pub use special::Reserved;
-pub use time::parse_time;
+pub use time::{format_time, parse_time};
