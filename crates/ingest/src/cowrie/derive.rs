@@ -58,7 +58,7 @@ pub fn depth_tags(s: &Session) -> Vec<String> {
     if !s.commands.is_empty() {
         tags.push("commands");
     }
-    if s.downloads.iter().any(|d| d.shasum.is_some()) {
+    if s.downloads.iter().any(|d| d.shasum.is_some() && d.url.is_some()) {
         tags.push("download");
     }
     if s.uploads.iter().any(|u| u.shasum.is_some()) {
@@ -126,6 +126,8 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
             }
         }
     }
+    // A host serving several URLs of the session is one report.
+    let mut hosts: Vec<(Indicator, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Vec<String>)> = Vec::new();
     for (raw, idx) in &urls {
         let Some(ind) = parse("url", raw, Some(IType::Url), &mut out) else { continue };
         let first = idx.iter().filter_map(|&i| s.downloads[i].time).min().or(s.start);
@@ -145,19 +147,18 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         }
         for d in &ind.derived {
             let Some(host) = parse("url host", &d.value, Some(d.itype), &mut out) else { continue };
-            out.reports.push(Report {
-                idempotency_key: key("url-host", &host.value),
-                tags: vec!["malware".into(), "download".into()],
-                port: ind.port,
-                protocol: None,
-                observed_at: first,
-                observed_until: last,
-                sensor: Some(s.sensor.clone()),
-                description: Some(format!("host of a URL fetched in cowrie session {}", s.session)),
-                count: idx.len() as i64,
-                extra: json!({"source": "cowrie", "session": s.session, "attacker": attacker_value, "url": ind.value}),
-                indicator: host,
-            });
+            match hosts.iter_mut().find(|h| h.0.value == host.value) {
+                Some(h) => {
+                    h.1 += idx.len() as i64;
+                    h.2 = match (h.2, first) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    h.3 = h.3.max(last);
+                    h.4.push(ind.value.clone());
+                }
+                None => hosts.push((host, idx.len() as i64, first, last, vec![ind.value.clone()])),
+            }
         }
         out.reports.push(Report {
             idempotency_key: key("url", &ind.value),
@@ -171,6 +172,22 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
             count: idx.len() as i64,
             extra,
             indicator: ind,
+        });
+    }
+
+    for (host, count, first, last, urls) in hosts {
+        out.reports.push(Report {
+            idempotency_key: key("url-host", &host.value),
+            tags: vec!["malware".into(), "download".into()],
+            port: None,
+            protocol: None,
+            observed_at: first,
+            observed_until: last,
+            sensor: Some(s.sensor.clone()),
+            description: Some(format!("host of a URL fetched in cowrie session {}", s.session)),
+            count,
+            extra: json!({"source": "cowrie", "session": s.session, "attacker": attacker_value, "urls": urls}),
+            indicator: host,
         });
     }
 

@@ -62,8 +62,8 @@ fn session_2017_without_protocol() {
         got,
         vec![
             (IType::Ipv4, "192.0.2.91", "bruteforce,login,commands,download".to_owned()),
-            (IType::Ipv4, "198.51.100.9", "malware,download".to_owned()),
             (IType::Url, "http://198.51.100.9/x.sh", "malware,download".to_owned()),
+            (IType::Ipv4, "198.51.100.9", "malware,download".to_owned()),
             (IType::Sha256, "f80fb0bd5bad239ba382226e73c80be3da5cebcf35ba280884e22c051a117087", "malware,payload".to_owned()),
         ]
     );
@@ -246,13 +246,13 @@ fn pubkey_redirect_upload_tunnel_failed_download() {
         got,
         vec![
             (IType::Ipv4, "bruteforce,login,upload,tunnel".to_owned()),
-            (IType::Ipv4, "malware,download".to_owned()),
             (IType::Url, "malware,download".to_owned()),
+            (IType::Ipv4, "malware,download".to_owned()),
             (IType::Sha256, "payload,redirect".to_owned()),
             (IType::Sha256, "malware,payload,upload".to_owned()),
         ]
     );
-    assert_eq!(d.reports[2].extra["failed"], true);
+    assert_eq!(d.reports[1].extra["failed"], true);
     assert_eq!(d.reports[0].extra["ttylog_shasum"].as_str().unwrap().len(), 64);
     assert_eq!(d.reports[0].extra["credentials"][0], serde_json::json!(["root", {"fingerprint": "aa:bb"}]));
 }
