@@ -4,6 +4,7 @@
 //! embedded default (a PostgreSQL implementation comes with the scale-out work). Every write
 //! returns only after it is durable: a 2xx or an acked frame never loses data on a crash.
 
+pub mod conformance;
 pub mod model;
 pub mod sqlite;
 
@@ -57,6 +58,21 @@ pub trait Store: Send + Sync + 'static {
     /// Give `user` read access to a private feed.
     async fn grant_feed_access(&self, owner: &str, name: &str, user: &str) -> Result<()>;
     async fn has_feed_access(&self, feed_id: i64, user_id: i64) -> Result<bool>;
+    /// Feeds `reader` may read (public + own + granted; admins all; `None` = anonymous:
+    /// public only), optionally only those of `owner`.
+    async fn list_readable_feeds(&self, reader: Option<&Reader>, owner: Option<&str>) -> Result<Vec<Feed>> {
+        let mut out = Vec::new();
+        for feed in self.list_feeds(owner).await? {
+            let readable = match reader {
+                None => feed.visibility == Visibility::Public,
+                Some(r) => r.admin || feed.visibility == Visibility::Public || self.has_feed_access(feed.id, r.user_id).await?,
+            };
+            if readable {
+                out.push(feed);
+            }
+        }
+        Ok(out)
+    }
 
     // ---- sightings ----
     /// Append sightings (already normalised) and update aggregates, durably, in one batch.

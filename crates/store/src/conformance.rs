@@ -1,0 +1,761 @@
+//! The behaviour every [`Store`] must have, as tests any backend can run.
+//!
+//! Each `pub async fn` takes a fresh, empty store and panics on the first broken promise.
+//! A backend runs them all with [`conformance_tests!`](crate::conformance_tests), e.g.
+//! `apiary_store::conformance_tests!(fresh_store);` where `async fn fresh_store() -> (G, S)`
+//! returns a guard to keep alive (a temp dir) and the store.
+
+use crate::model::*;
+use crate::{Store, StoreError};
+use apiary_core::IType;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashSet;
+
+/// Defines one `#[tokio::test]` per conformance test, each on a fresh store from `$fresh`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            users_are_created_listed_and_unique,
+            tokens_are_hashed_and_resolve_to_their_user,
+            revoked_and_expired_tokens_do_not_authenticate,
+            feeds_crud,
+            feed_visibility_and_grants,
+            readable_feeds_follow_visibility,
+            ti19_first_and_last_seen_ignore_arrival_order,
+            ti20_one_record_per_value_and_feed_with_unions,
+            descriptive_fields_follow_the_newest_observation,
+            indicator_summary_counts_feeds_and_sources,
+            idempotency_keys_store_a_report_once,
+            sightings_keep_every_field,
+            append_to_unknown_feed_is_rejected,
+            query_by_value,
+            query_within_cidr_v4,
+            query_within_cidr_v6,
+            query_domain_and_subdomains,
+            query_by_itype_and_tags,
+            query_by_feed_and_time_window,
+            pagination_has_no_duplicates_or_gaps,
+            private_feeds_are_never_visible_to_others,
+            deleting_a_feed_removes_its_records,
+            stats_count_everything,
+        );
+    };
+    (@each $fresh:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $fresh().await;
+                $crate::conformance::$name(&store).await;
+            }
+        )*
+    };
+}
+
+fn t(s: &str) -> Timestamp {
+    DateTime::parse_from_rfc3339(s).expect("test timestamp").with_timezone(&Utc)
+}
+
+async fn user(s: &dyn Store, name: &str) -> User {
+    s.create_user(name, false).await.expect("create user")
+}
+
+async fn feed(s: &dyn Store, owner: &str, name: &str, visibility: Visibility) -> Feed {
+    s.create_feed(NewFeed { owner: owner.into(), name: name.into(), visibility, ..Default::default() })
+        .await
+        .expect("create feed")
+}
+
+/// A minimal sighting of `value` in `feed` by `reporter`, observed at `at`.
+fn sighting(feed: &Feed, reporter: &User, itype: IType, value: &str, at: &str) -> NewSighting {
+    NewSighting {
+        feed_id: feed.id,
+        reporter_id: reporter.id,
+        itype,
+        value: value.into(),
+        reserved: None,
+        observed_at: t(at),
+        observed_until: None,
+        received_at: t(at),
+        tags: Vec::new(),
+        ports: Vec::new(),
+        protocol: None,
+        description: None,
+        tlp: Tlp::Green,
+        claimed_confidence: None,
+        sensor: None,
+        count: 1,
+        extra: serde_json::Value::Null,
+        idempotency_key: None,
+    }
+}
+
+fn admin_reader() -> Option<Reader> {
+    Some(Reader { user_id: 0, admin: true })
+}
+
+/// Query as an admin (sees everything), with `f` setting the filters.
+async fn query_all(s: &dyn Store, f: impl FnOnce(&mut Query)) -> Vec<FeedRecord> {
+    let mut q = Query { reader: admin_reader(), limit: 1000, ..Default::default() };
+    f(&mut q);
+    let page = s.query(&q).await.expect("query");
+    assert!(page.next.is_none(), "test queries fit one page");
+    page.items
+}
+
+fn values(records: &[FeedRecord]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(|r| r.indicator.clone()).collect();
+    v.sort();
+    v
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+pub async fn users_are_created_listed_and_unique(s: &dyn Store) {
+    let alice = s.create_user("alice", false).await.unwrap();
+    let root = s.create_user("root", true).await.unwrap();
+    assert!(!alice.admin && root.admin);
+    assert_ne!(alice.id, root.id);
+    assert!(matches!(s.create_user("alice", true).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_user("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(s.get_user("nobody").await.unwrap(), None);
+    let names: Vec<String> = s.list_users().await.unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(names, vec!["alice", "root"]);
+}
+
+pub async fn tokens_are_hashed_and_resolve_to_their_user(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let scopes = Scopes { read: true, write: true, admin: false };
+    let (info, secret) = s.create_token("alice", scopes, None, Some("laptop")).await.unwrap();
+    assert!(secret.starts_with("apy_"), "token `{secret}` has the apy_ prefix");
+    assert_eq!(secret.len(), 4 + 64, "32 random bytes, hex");
+    assert!(secret[4..].chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!((info.user.as_str(), info.scopes, info.label.as_deref(), info.revoked), ("alice", scopes, Some("laptop"), false));
+
+    let p = s.authenticate(&secret).await.unwrap().expect("a fresh token authenticates");
+    assert_eq!((p.user_id, p.user.as_str(), p.admin, p.scopes, p.token_id), (alice.id, "alice", false, scopes, info.id));
+
+    // A second token is a different secret.
+    let (_, other) = s.create_token("alice", Scopes::parse("read").unwrap(), None, None).await.unwrap();
+    assert_ne!(other, secret);
+    // Near misses and garbage do not authenticate.
+    let mut altered = secret.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == '0' { '1' } else { '0' });
+    for wrong in [altered.as_str(), "apy_", "", "not-a-token", &secret[..secret.len() - 1]] {
+        assert_eq!(s.authenticate(wrong).await.unwrap(), None, "`{wrong}` must not authenticate");
+    }
+    // The listing never carries the secret.
+    let listed = s.list_tokens("alice").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], info);
+    let shown = serde_json::to_string(&listed).unwrap();
+    assert!(!shown.contains(&secret[4..]) && !shown.contains(&other[4..]));
+    assert!(matches!(
+        s.create_token("nobody", scopes, None, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn revoked_and_expired_tokens_do_not_authenticate(s: &dyn Store) {
+    user(s, "alice").await;
+    user(s, "mallory").await;
+    let scopes = Scopes::parse("read,write").unwrap();
+    let (info, secret) = s.create_token("alice", scopes, None, None).await.unwrap();
+    assert!(matches!(s.revoke_token("mallory", info.id).await, Err(StoreError::NotFound(_))), "only the owner revokes");
+    assert!(s.authenticate(&secret).await.unwrap().is_some());
+    s.revoke_token("alice", info.id).await.unwrap();
+    assert_eq!(s.authenticate(&secret).await.unwrap(), None);
+    assert!(s.list_tokens("alice").await.unwrap()[0].revoked);
+    assert!(matches!(s.revoke_token("alice", info.id + 1000).await, Err(StoreError::NotFound(_))));
+
+    let (_, expired) = s.create_token("alice", scopes, Some(Utc::now() - Duration::seconds(1)), None).await.unwrap();
+    assert_eq!(s.authenticate(&expired).await.unwrap(), None);
+    let until = Utc::now() + Duration::hours(1);
+    let (info, valid) = s.create_token("alice", scopes, Some(until), None).await.unwrap();
+    assert!(s.authenticate(&valid).await.unwrap().is_some());
+    assert_eq!(info.expires_at.map(|e| e.timestamp()), Some(until.timestamp()));
+}
+
+pub async fn feeds_crud(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    user(s, "bob").await;
+    let f = s
+        .create_feed(NewFeed {
+            owner: "alice".into(),
+            name: "ssh".into(),
+            description: Some("ssh scanners".into()),
+            license_name: Some("CC0".into()),
+            license_url: None,
+            visibility: Visibility::Public,
+        })
+        .await
+        .unwrap();
+    assert_eq!((f.owner.as_str(), f.owner_id, f.name.as_str(), f.full_name()), ("alice", alice.id, "ssh", "alice/ssh".to_string()));
+    assert_eq!(f.description.as_deref(), Some("ssh scanners"));
+    assert!(matches!(
+        s.create_feed(NewFeed { owner: "alice".into(), name: "ssh".into(), ..Default::default() }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_feed(NewFeed { owner: "nobody".into(), name: "x".into(), ..Default::default() }).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The same name under another owner is another feed.
+    let b = feed(s, "bob", "ssh", Visibility::Public).await;
+    assert_ne!(b.id, f.id);
+
+    assert_eq!(s.get_feed("alice", "ssh").await.unwrap(), Some(f.clone()));
+    assert_eq!(s.get_feed("alice", "nope").await.unwrap(), None);
+    let all: Vec<String> = s.list_feeds(None).await.unwrap().iter().map(Feed::full_name).collect();
+    assert_eq!(all, vec!["alice/ssh", "bob/ssh"]);
+    let mine: Vec<String> = s.list_feeds(Some("alice")).await.unwrap().iter().map(Feed::full_name).collect();
+    assert_eq!(mine, vec!["alice/ssh"]);
+
+    let updated = s
+        .update_feed("alice", "ssh", FeedUpdate { description: Some("new".into()), visibility: Some(Visibility::Private), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(updated.description.as_deref(), Some("new"));
+    assert_eq!(updated.license_name.as_deref(), Some("CC0"), "fields not in the update are kept");
+    assert_eq!(updated.visibility, Visibility::Private);
+    assert!(updated.updated_at >= f.updated_at);
+    assert!(matches!(s.update_feed("alice", "nope", FeedUpdate::default()).await, Err(StoreError::NotFound(_))));
+
+    s.delete_feed("alice", "ssh").await.unwrap();
+    assert_eq!(s.get_feed("alice", "ssh").await.unwrap(), None);
+    assert!(matches!(s.delete_feed("alice", "ssh").await, Err(StoreError::NotFound(_))));
+    assert!(s.get_feed("bob", "ssh").await.unwrap().is_some());
+}
+
+pub async fn feed_visibility_and_grants(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let root = s.create_user("root", true).await.unwrap();
+    let public = feed(s, "alice", "open", Visibility::Public).await;
+    let private = feed(s, "alice", "closed", Visibility::Private).await;
+    assert_eq!(private.visibility, Visibility::Private);
+    assert_eq!(public.visibility, Visibility::Public, "public by default");
+
+    assert!(s.has_feed_access(public.id, bob.id).await.unwrap());
+    assert!(s.has_feed_access(private.id, alice.id).await.unwrap(), "the owner reads it");
+    assert!(!s.has_feed_access(private.id, bob.id).await.unwrap());
+    assert!(s.has_feed_access(private.id, root.id).await.unwrap(), "admins read everything");
+    assert!(!s.has_feed_access(private.id + 1000, alice.id).await.unwrap(), "no such feed");
+
+    s.grant_feed_access("alice", "closed", "bob").await.unwrap();
+    assert!(s.has_feed_access(private.id, bob.id).await.unwrap());
+    s.grant_feed_access("alice", "closed", "bob").await.unwrap(); // granting twice is harmless
+    assert!(matches!(s.grant_feed_access("alice", "closed", "nobody").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.grant_feed_access("alice", "nope", "bob").await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn readable_feeds_follow_visibility(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let carol = user(s, "carol").await;
+    feed(s, "alice", "open", Visibility::Public).await;
+    feed(s, "alice", "closed", Visibility::Private).await;
+    feed(s, "bob", "secret", Visibility::Private).await;
+    s.grant_feed_access("alice", "closed", "carol").await.unwrap();
+    let names = |feeds: Vec<Feed>| feeds.iter().map(Feed::full_name).collect::<Vec<_>>();
+    let of = |u: &User| Some(Reader { user_id: u.id, admin: false });
+
+    assert_eq!(names(s.list_readable_feeds(None, None).await.unwrap()), vec!["alice/open"]);
+    assert_eq!(names(s.list_readable_feeds(of(&alice).as_ref(), None).await.unwrap()), vec!["alice/closed", "alice/open"]);
+    assert_eq!(names(s.list_readable_feeds(of(&bob).as_ref(), None).await.unwrap()), vec!["alice/open", "bob/secret"]);
+    assert_eq!(names(s.list_readable_feeds(of(&carol).as_ref(), None).await.unwrap()), vec!["alice/closed", "alice/open"]);
+    assert_eq!(names(s.list_readable_feeds(admin_reader().as_ref(), None).await.unwrap()).len(), 3);
+    assert_eq!(names(s.list_readable_feeds(of(&bob).as_ref(), Some("alice")).await.unwrap()), vec!["alice/open"]);
+}
+
+/// TI-19: firsttime = min, lasttime = max, whatever order the sightings arrive in.
+pub async fn ti19_first_and_last_seen_ignore_arrival_order(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    let times = ["2021-05-03T11:00:00Z", "2021-05-02T07:00:00Z", "2021-05-04T20:00:00Z"];
+    // In one batch...
+    let batch = times.iter().map(|at| sighting(&f, &alice, IType::Ipv4, "192.0.2.44", at)).collect();
+    let out = s.append_sightings(batch).await.unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(out.iter().all(|o| !o.duplicate && o.seq.is_some() && o.record_id == out[0].record_id));
+    let seqs: Vec<i64> = out.iter().map(|o| o.seq.unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq follows the log order");
+    // ...and one by one, in another feed.
+    let g = feed(s, "alice", "hp2", Visibility::Public).await;
+    for at in times {
+        s.append_sightings(vec![sighting(&g, &alice, IType::Ipv4, "192.0.2.44", at)]).await.unwrap();
+    }
+    let recs = query_all(s, |q| q.value = Some("192.0.2.44".into())).await;
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r.count, 3);
+        assert_eq!(r.firsttime, t("2021-05-02T07:00:00Z"));
+        assert_eq!(r.lasttime, t("2021-05-04T20:00:00Z"));
+        assert_eq!(r.itype, IType::Ipv4);
+    }
+    assert_eq!(s.get_record(out[0].record_id).await.unwrap().as_ref(), recs.iter().find(|r| r.feed_id == f.id));
+
+    // An observation interval (observed_until) stretches lasttime.
+    let mut long = sighting(&f, &alice, IType::Ipv4, "192.0.2.44", "2021-05-01T00:00:00Z");
+    long.observed_until = Some(t("2021-05-06T00:00:00Z"));
+    s.append_sightings(vec![long]).await.unwrap();
+    let r = s.get_record(out[0].record_id).await.unwrap().unwrap();
+    assert_eq!((r.firsttime, r.lasttime, r.count), (t("2021-05-01T00:00:00Z"), t("2021-05-06T00:00:00Z"), 4));
+}
+
+/// TI-20: reports of one value in one feed merge into one record: tags and ports are
+/// unions, counts add up.
+pub async fn ti20_one_record_per_value_and_feed_with_unions(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "honeypot-a", Visibility::Public).await;
+    let mut a = sighting(&f, &alice, IType::Ipv4, "198.51.100.77", "2021-05-03T11:00:00Z");
+    a.tags = vec!["scanner".into()];
+    a.ports = vec![22];
+    let mut b = sighting(&f, &alice, IType::Ipv4, "198.51.100.77", "2021-05-03T12:00:00Z");
+    b.tags = vec!["bruteforce".into(), "scanner".into()];
+    b.ports = vec![2222, 22];
+    b.count = 5;
+    let out = s.append_sightings(vec![a, b]).await.unwrap();
+    assert_eq!(out[0].record_id, out[1].record_id, "stored once");
+    let recs = query_all(s, |q| q.value = Some("198.51.100.77".into())).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].tags, vec!["bruteforce", "scanner"]);
+    assert_eq!(recs[0].portlist, vec![22, 2222]);
+    assert_eq!(recs[0].count, 6);
+
+    // A later batch merges into the same record.
+    let mut c = sighting(&f, &alice, IType::Ipv4, "198.51.100.77", "2021-05-01T00:00:00Z");
+    c.tags = vec!["login".into()];
+    c.ports = vec![23];
+    let again = s.append_sightings(vec![c]).await.unwrap();
+    assert_eq!(again[0].record_id, out[0].record_id);
+    let r = s.get_record(out[0].record_id).await.unwrap().unwrap();
+    assert_eq!(r.tags, vec!["bruteforce", "login", "scanner"]);
+    assert_eq!(r.portlist, vec![22, 23, 2222]);
+    assert_eq!(r.count, 7);
+    assert_eq!(r.firsttime, t("2021-05-01T00:00:00Z"));
+    assert_eq!(r.lasttime, t("2021-05-03T12:00:00Z"));
+}
+
+pub async fn descriptive_fields_follow_the_newest_observation(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    let mut newer = sighting(&f, &alice, IType::Fqdn, "bad.example", "2021-05-04T00:00:00Z");
+    newer.description = Some("newer".into());
+    newer.claimed_confidence = Some(8.0);
+    newer.received_at = t("2021-05-04T00:00:10Z");
+    let mut older = sighting(&f, &alice, IType::Fqdn, "bad.example", "2021-05-01T00:00:00Z");
+    older.description = Some("older".into());
+    older.protocol = Some("tcp".into());
+    older.tlp = Tlp::Amber;
+    older.reserved = None;
+    older.received_at = t("2021-05-05T00:00:00Z");
+    // The older observation arrives last: it fills gaps but does not overwrite.
+    let out = s.append_sightings(vec![newer]).await.unwrap();
+    s.append_sightings(vec![older]).await.unwrap();
+    let r = s.get_record(out[0].record_id).await.unwrap().unwrap();
+    assert_eq!(r.description.as_deref(), Some("newer"));
+    assert_eq!(r.claimed_confidence, Some(8.0));
+    assert_eq!(r.protocol.as_deref(), Some("tcp"));
+    assert_eq!(r.tlp, Tlp::Amber, "the most restrictive TLP of any sighting");
+    assert_eq!(r.reporttime, t("2021-05-05T00:00:00Z"), "reporttime: the latest report");
+}
+
+pub async fn indicator_summary_counts_feeds_and_sources(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let fa = feed(s, "alice", "hp", Visibility::Public).await;
+    let fb = feed(s, "bob", "hp", Visibility::Private).await;
+    let v = "203.0.113.9";
+    let mut first = sighting(&fa, &alice, IType::Ipv4, v, "2021-05-02T00:00:00Z");
+    first.reserved = Some("documentation".into());
+    s.append_sightings(vec![first, sighting(&fa, &alice, IType::Ipv4, v, "2021-05-03T00:00:00Z")]).await.unwrap();
+    let sum = s.get_indicator(v).await.unwrap().unwrap();
+    assert_eq!((sum.feeds, sum.sources, sum.count), (1, 1, 2));
+    assert_eq!(sum.reserved.as_deref(), Some("documentation"));
+    assert_eq!(sum.itype, IType::Ipv4);
+
+    let mut by_bob = sighting(&fb, &bob, IType::Ipv4, v, "2021-04-01T00:00:00Z");
+    by_bob.count = 10;
+    s.append_sightings(vec![by_bob]).await.unwrap();
+    // Bob reporting into Alice's feed adds a source, not a feed.
+    s.append_sightings(vec![sighting(&fa, &bob, IType::Ipv4, v, "2021-06-01T00:00:00Z")]).await.unwrap();
+    let sum = s.get_indicator(v).await.unwrap().unwrap();
+    assert_eq!(sum.indicator, v);
+    assert_eq!((sum.feeds, sum.sources, sum.count), (2, 2, 13));
+    assert_eq!((sum.firsttime, sum.lasttime), (t("2021-04-01T00:00:00Z"), t("2021-06-01T00:00:00Z")));
+    assert_eq!(s.get_indicator("203.0.113.10").await.unwrap(), None);
+}
+
+pub async fn idempotency_keys_store_a_report_once(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    let g = feed(s, "alice", "other", Visibility::Public).await;
+    let keyed = |feed: &Feed, key: &str| {
+        let mut x = sighting(feed, &alice, IType::Ipv4, "192.0.2.1", "2021-05-03T11:00:00Z");
+        x.idempotency_key = Some(key.into());
+        x
+    };
+    let first = s.append_sightings(vec![keyed(&f, "k1"), keyed(&f, "k1"), keyed(&f, "k2")]).await.unwrap();
+    assert!(!first[0].duplicate && first[0].seq.is_some());
+    assert_eq!(first[1], AppendOutcome { seq: None, record_id: first[0].record_id, duplicate: true }, "repeat within a batch");
+    assert!(!first[2].duplicate);
+    let again = s.append_sightings(vec![keyed(&f, "k1"), keyed(&f, "k3")]).await.unwrap();
+    assert_eq!(again[0], AppendOutcome { seq: None, record_id: first[0].record_id, duplicate: true }, "repeat in a later batch");
+    assert!(!again[1].duplicate && again[1].seq.is_some());
+    // Unkeyed sightings are never duplicates.
+    let plain = s
+        .append_sightings(vec![sighting(&f, &alice, IType::Ipv4, "192.0.2.1", "2021-05-03T11:00:00Z"); 2])
+        .await
+        .unwrap();
+    assert!(plain.iter().all(|o| !o.duplicate));
+    let r = s.get_record(first[0].record_id).await.unwrap().unwrap();
+    assert_eq!(r.count, 5, "k1, k2, k3 and two unkeyed");
+    assert_eq!(s.sightings_of("192.0.2.1", Some(&[f.id]), 100).await.unwrap().len(), 5);
+    // Keys belong to a feed: another feed's k1 is a new report.
+    let other = s.append_sightings(vec![keyed(&g, "k1")]).await.unwrap();
+    assert!(!other[0].duplicate);
+    assert_eq!(s.get_indicator("192.0.2.1").await.unwrap().unwrap().count, 6);
+}
+
+pub async fn sightings_keep_every_field(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    let g = feed(s, "alice", "other", Visibility::Public).await;
+    let mut full = sighting(&f, &alice, IType::Url, "http://dl.example/x.sh", "2021-05-03T11:00:00.123456Z");
+    full.received_at = t("2021-05-03T11:00:05Z");
+    full.tags = vec!["download".into(), "malware".into()];
+    full.ports = vec![80];
+    full.protocol = Some("tcp".into());
+    full.description = Some("fetched by a bot".into());
+    full.tlp = Tlp::Amber;
+    full.claimed_confidence = Some(7.5);
+    full.sensor = Some("hp-eu-1".into());
+    full.count = 3;
+    full.extra = serde_json::json!({"session": "a1b2", "nested": {"k": [1, 2]}, "unicode": "é"});
+    let out = s.append_sightings(vec![full.clone()]).await.unwrap();
+    s.append_sightings(vec![sighting(&g, &alice, IType::Url, "http://dl.example/x.sh", "2021-05-04T00:00:00Z")])
+        .await
+        .unwrap();
+
+    let all = s.sightings_of("http://dl.example/x.sh", None, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].seq > all[1].seq, "newest first");
+    let got = &all[1];
+    assert_eq!(got.seq, out[0].seq.unwrap());
+    assert_eq!(got.feed, "alice/hp");
+    assert_eq!((got.itype, got.indicator.as_str()), (IType::Url, "http://dl.example/x.sh"));
+    assert_eq!(got.observed_at, full.observed_at, "microseconds are kept");
+    assert_eq!(got.received_at, full.received_at);
+    assert_eq!(got.tags, full.tags);
+    assert_eq!(got.portlist, vec![80]);
+    assert_eq!(got.protocol, full.protocol);
+    assert_eq!(got.description, full.description);
+    assert_eq!(got.tlp, Tlp::Amber);
+    assert_eq!(got.claimed_confidence, Some(7.5));
+    assert_eq!(got.sensor.as_deref(), Some("hp-eu-1"));
+    assert_eq!(got.count, 3);
+    assert_eq!(got.extra, full.extra, "unknown fields are kept as sent");
+
+    let only_g = s.sightings_of("http://dl.example/x.sh", Some(&[g.id]), 10).await.unwrap();
+    assert_eq!(only_g.len(), 1);
+    assert_eq!(only_g[0].feed, "alice/other");
+    assert_eq!(s.sightings_of("http://dl.example/x.sh", None, 1).await.unwrap().len(), 1, "limit");
+    assert!(s.sightings_of("http://dl.example/x.sh", Some(&[]), 10).await.unwrap().is_empty());
+    assert!(s.sightings_of("http://nothing.example/", None, 10).await.unwrap().is_empty());
+}
+
+pub async fn append_to_unknown_feed_is_rejected(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    let mut ghost = f.clone();
+    ghost.id = f.id + 1000;
+    let res = s
+        .append_sightings(vec![
+            sighting(&f, &alice, IType::Ipv4, "192.0.2.1", "2021-05-03T11:00:00Z"),
+            sighting(&ghost, &alice, IType::Ipv4, "192.0.2.2", "2021-05-03T11:00:00Z"),
+        ])
+        .await;
+    assert!(matches!(res, Err(StoreError::NotFound(_)) | Err(StoreError::Invalid(_))), "got {res:?}");
+    assert_eq!(s.get_indicator("192.0.2.1").await.unwrap(), None, "a rejected batch stores nothing");
+    assert!(s.append_sightings(Vec::new()).await.unwrap().is_empty());
+}
+
+/// A small mixed data set in two public feeds and a private one.
+struct Fixture {
+    alice: User,
+    bob: User,
+    open: Feed,
+    other: Feed,
+    closed: Feed,
+}
+
+async fn fixture(s: &dyn Store) -> Fixture {
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let open = feed(s, "alice", "open", Visibility::Public).await;
+    let other = feed(s, "bob", "other", Visibility::Public).await;
+    let closed = feed(s, "bob", "closed", Visibility::Private).await;
+    let rows: &[(&Feed, &User, IType, &str, &str, &[&str])] = &[
+        (&open, &alice, IType::Ipv4, "198.51.100.7", "2021-05-01T00:00:00Z", &["scanner"]),
+        (&open, &alice, IType::Ipv4, "198.51.100.200", "2021-05-02T00:00:00Z", &["scanner", "bruteforce"]),
+        (&open, &alice, IType::Ipv4, "198.51.100.128/25", "2021-05-03T00:00:00Z", &[]),
+        (&open, &alice, IType::Ipv4, "198.51.0.0/16", "2021-05-04T00:00:00Z", &[]),
+        (&open, &alice, IType::Ipv4, "198.51.101.1", "2021-05-05T00:00:00Z", &["scanner"]),
+        (&open, &alice, IType::Ipv6, "2001:db8::1", "2021-05-06T00:00:00Z", &["scanner"]),
+        (&open, &alice, IType::Ipv6, "2001:db8:0:1::/64", "2021-05-07T00:00:00Z", &[]),
+        (&open, &alice, IType::Ipv6, "2001:db9::1", "2021-05-08T00:00:00Z", &[]),
+        (&other, &bob, IType::Fqdn, "example.com", "2021-05-09T00:00:00Z", &["phishing"]),
+        (&other, &bob, IType::Fqdn, "www.example.com", "2021-05-10T00:00:00Z", &[]),
+        (&other, &bob, IType::Fqdn, "badexample.com", "2021-05-11T00:00:00Z", &["phishing"]),
+        (&other, &bob, IType::Url, "http://a.b.example.com/x", "2021-05-12T00:00:00Z", &["phishing"]),
+        (&other, &bob, IType::Url, "http://example.org/example.com", "2021-05-13T00:00:00Z", &[]),
+        (&other, &bob, IType::Sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "2021-05-14T00:00:00Z", &["malware"]),
+        (&other, &bob, IType::Ipv4, "198.51.100.7", "2021-05-15T00:00:00Z", &["bruteforce"]),
+        (&closed, &bob, IType::Ipv4, "198.51.100.9", "2021-05-16T00:00:00Z", &["scanner"]),
+        (&closed, &bob, IType::Fqdn, "secret.example.com", "2021-05-17T00:00:00Z", &["phishing"]),
+    ];
+    let batch = rows
+        .iter()
+        .map(|(f, u, it, v, at, tags)| {
+            let mut x = sighting(f, u, *it, v, at);
+            x.tags = tags.iter().map(|t| t.to_string()).collect();
+            x
+        })
+        .collect();
+    s.append_sightings(batch).await.unwrap();
+    Fixture { alice, bob, open, other, closed }
+}
+
+pub async fn query_by_value(s: &dyn Store) {
+    let fx = fixture(s).await;
+    let recs = query_all(s, |q| q.value = Some("198.51.100.7".into())).await;
+    let mut feeds: Vec<&str> = recs.iter().map(|r| r.feed.as_str()).collect();
+    feeds.sort();
+    assert_eq!(feeds, vec!["alice/open", "bob/other"]);
+    assert!(recs.iter().all(|r| r.indicator == "198.51.100.7" && r.count == 1));
+    assert_eq!(recs[0].lasttime, t("2021-05-15T00:00:00Z"), "newest first");
+    assert!(query_all(s, |q| q.value = Some("198.51.100.8".into())).await.is_empty());
+    let only = query_all(s, |q| {
+        q.value = Some("198.51.100.7".into());
+        q.feed_ids = Some(vec![fx.open.id]);
+    })
+    .await;
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].feed_id, fx.open.id);
+}
+
+pub async fn query_within_cidr_v4(s: &dyn Store) {
+    fixture(s).await;
+    let within = |cidr: &'static str| async move { values(&query_all(s, |q| q.within = Some(cidr.into())).await) };
+    assert_eq!(
+        within("198.51.100.0/24").await,
+        sorted(&["198.51.100.7", "198.51.100.7", "198.51.100.200", "198.51.100.128/25", "198.51.100.9"])
+    );
+    assert_eq!(within("198.51.100.128/25").await, sorted(&["198.51.100.200", "198.51.100.128/25"]));
+    assert_eq!(
+        within("198.51.0.0/16").await,
+        sorted(&[
+            "198.51.100.7",
+            "198.51.100.7",
+            "198.51.100.200",
+            "198.51.100.128/25",
+            "198.51.0.0/16",
+            "198.51.101.1",
+            "198.51.100.9"
+        ])
+    );
+    assert_eq!(within("198.51.100.7").await, sorted(&["198.51.100.7", "198.51.100.7"]), "a single address");
+    assert!(within("203.0.113.0/24").await.is_empty());
+    assert!(within("2001:db8::/32").await.iter().all(|v| v.contains(':')), "families do not mix");
+    let bad = s.query(&Query { within: Some("not-a-cidr".into()), reader: admin_reader(), ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+pub async fn query_within_cidr_v6(s: &dyn Store) {
+    fixture(s).await;
+    let within = |cidr: &'static str| async move { values(&query_all(s, |q| q.within = Some(cidr.into())).await) };
+    assert_eq!(within("2001:db8::/32").await, sorted(&["2001:db8::1", "2001:db8:0:1::/64"]));
+    assert_eq!(within("2001:db8::/64").await, sorted(&["2001:db8::1"]));
+    assert_eq!(within("2001:db8::/31").await, sorted(&["2001:db8::1", "2001:db8:0:1::/64", "2001:db9::1"]));
+    assert!(within("2001:db8:1::/48").await.is_empty());
+    assert!(within("::/0").await.iter().all(|v| v.contains(':')));
+    assert_eq!(within("::/0").await.len(), 3);
+}
+
+pub async fn query_domain_and_subdomains(s: &dyn Store) {
+    fixture(s).await;
+    let domain = |d: &'static str| async move { values(&query_all(s, |q| q.domain = Some(d.into())).await) };
+    assert_eq!(
+        domain("example.com").await,
+        sorted(&["example.com", "www.example.com", "http://a.b.example.com/x", "secret.example.com"])
+    );
+    assert_eq!(domain("b.example.com").await, sorted(&["http://a.b.example.com/x"]));
+    assert_eq!(domain("www.example.com").await, sorted(&["www.example.com"]));
+    assert_eq!(domain("example.org").await, sorted(&["http://example.org/example.com"]));
+    assert!(domain("xample.com").await.is_empty(), "labels, not substrings");
+    let fqdn_only = values(
+        &query_all(s, |q| {
+            q.domain = Some("example.com".into());
+            q.itype = Some(IType::Fqdn);
+        })
+        .await,
+    );
+    assert_eq!(fqdn_only, sorted(&["example.com", "www.example.com", "secret.example.com"]));
+}
+
+pub async fn query_by_itype_and_tags(s: &dyn Store) {
+    fixture(s).await;
+    assert_eq!(values(&query_all(s, |q| q.itype = Some(IType::Ipv6)).await).len(), 3);
+    assert_eq!(
+        values(&query_all(s, |q| q.itype = Some(IType::Sha256)).await),
+        sorted(&["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
+    );
+    assert!(query_all(s, |q| q.itype = Some(IType::Email)).await.is_empty());
+    assert_eq!(
+        values(&query_all(s, |q| q.tags = vec!["scanner".into()]).await),
+        sorted(&["198.51.100.7", "198.51.100.200", "198.51.101.1", "2001:db8::1", "198.51.100.9"])
+    );
+    assert_eq!(
+        values(&query_all(s, |q| q.tags = vec!["scanner".into(), "bruteforce".into()]).await),
+        sorted(&["198.51.100.200"]),
+        "every tag must be present"
+    );
+    assert_eq!(
+        values(
+            &query_all(s, |q| {
+                q.tags = vec!["phishing".into()];
+                q.itype = Some(IType::Url);
+            })
+            .await
+        ),
+        sorted(&["http://a.b.example.com/x"])
+    );
+    assert!(query_all(s, |q| q.tags = vec!["nope".into()]).await.is_empty());
+}
+
+pub async fn query_by_feed_and_time_window(s: &dyn Store) {
+    let fx = fixture(s).await;
+    assert_eq!(query_all(s, |q| q.feed_ids = Some(vec![fx.open.id])).await.len(), 8);
+    assert_eq!(query_all(s, |q| q.feed_ids = Some(vec![fx.other.id, fx.closed.id])).await.len(), 9);
+    assert!(query_all(s, |q| q.feed_ids = Some(vec![])).await.is_empty());
+    let window = query_all(s, |q| {
+        q.since = Some(t("2021-05-05T00:00:00Z"));
+        q.until = Some(t("2021-05-07T00:00:00Z"));
+    })
+    .await;
+    assert_eq!(
+        window.iter().map(|r| r.indicator.as_str()).collect::<Vec<_>>(),
+        vec!["2001:db8:0:1::/64", "2001:db8::1", "198.51.101.1"],
+        "inclusive bounds, newest first"
+    );
+    assert_eq!(query_all(s, |q| q.since = Some(t("2021-05-16T00:00:00Z"))).await.len(), 2);
+    assert_eq!(query_all(s, |q| q.until = Some(t("2021-05-01T23:59:59Z"))).await.len(), 1);
+}
+
+pub async fn pagination_has_no_duplicates_or_gaps(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "hp", Visibility::Public).await;
+    // 57 records, several sharing a lasttime, so the order needs its tie-breaker.
+    let batch: Vec<NewSighting> = (0..57)
+        .map(|i| sighting(&f, &alice, IType::Ipv4, &format!("192.0.2.{i}"), &format!("2021-05-{:02}T00:00:00Z", 1 + i % 7)))
+        .collect();
+    s.append_sightings(batch).await.unwrap();
+    for limit in [1, 5, 10, 57, 100] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = s.query(&Query { limit, cursor: cursor.take(), ..Default::default() }).await.unwrap();
+            assert!(page.items.len() <= limit);
+            pages += 1;
+            seen.extend(page.items.iter().map(|r| (r.lasttime, r.id)));
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+            assert!(pages <= 60, "pagination terminates");
+        }
+        let unique: HashSet<_> = seen.iter().collect();
+        assert_eq!((seen.len(), unique.len()), (57, 57), "limit {limit}: every record exactly once");
+        assert!(seen.windows(2).all(|w| w[0] > w[1]), "limit {limit}: lasttime desc, id desc");
+        assert_eq!(pages, 57usize.div_ceil(limit).max(1), "limit {limit}: no empty trailing page");
+    }
+    let bad = s.query(&Query { cursor: Some("garbage".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+pub async fn private_feeds_are_never_visible_to_others(s: &dyn Store) {
+    let fx = fixture(s).await;
+    let carol = user(s, "carol").await;
+    let root = s.create_user("root", true).await.unwrap();
+    let as_reader = |reader: Option<Reader>, f: fn(&mut Query)| async move {
+        let mut q = Query { reader, limit: 1000, ..Default::default() };
+        f(&mut q);
+        s.query(&q).await.unwrap().items
+    };
+    let reader = |u: &User| Some(Reader { user_id: u.id, admin: u.admin });
+    let private_values = ["198.51.100.9", "secret.example.com"];
+    let filters: [fn(&mut Query); 6] = [
+        |_| {},
+        |q| q.value = Some("198.51.100.9".into()),
+        |q| q.within = Some("198.51.100.0/24".into()),
+        |q| q.domain = Some("example.com".into()),
+        |q| q.tags = vec!["phishing".into()],
+        |q| q.itype = Some(IType::Fqdn),
+    ];
+    for f in filters {
+        for who in [None, reader(&fx.alice), reader(&carol)] {
+            let items = as_reader(who.clone(), f).await;
+            assert!(items.iter().all(|r| r.feed_id != fx.closed.id), "{who:?} must not see the private feed");
+            assert!(items.iter().all(|r| !private_values.contains(&r.indicator.as_str())));
+        }
+        // The owner and admins do.
+        for who in [reader(&fx.bob), reader(&root)] {
+            let items = as_reader(who, f).await;
+            if !items.is_empty() && items.iter().any(|r| private_values.contains(&r.indicator.as_str())) {
+                assert!(items.iter().any(|r| r.feed_id == fx.closed.id));
+            }
+        }
+    }
+    assert_eq!(as_reader(reader(&fx.bob), |q| q.value = Some("198.51.100.9".into())).await.len(), 1);
+    assert_eq!(as_reader(reader(&root), |q| q.domain = Some("secret.example.com".into())).await.len(), 1);
+    // Naming the private feed explicitly does not open it.
+    let mut q = Query { feed_ids: Some(vec![fx.closed.id]), reader: reader(&carol), ..Default::default() };
+    assert!(s.query(&q).await.unwrap().items.is_empty());
+    q.reader = None;
+    assert!(s.query(&q).await.unwrap().items.is_empty());
+    // A grant does.
+    s.grant_feed_access("bob", "closed", "carol").await.unwrap();
+    q.reader = reader(&carol);
+    assert_eq!(s.query(&q).await.unwrap().items.len(), 2);
+    // Anonymous readers see exactly the public records.
+    assert_eq!(as_reader(None, |_| {}).await.len(), 15);
+}
+
+pub async fn deleting_a_feed_removes_its_records(s: &dyn Store) {
+    let fx = fixture(s).await;
+    assert_eq!(s.get_indicator("198.51.100.7").await.unwrap().unwrap().feeds, 2);
+    s.delete_feed("bob", "other").await.unwrap();
+    assert!(query_all(s, |q| q.feed_ids = Some(vec![fx.other.id])).await.is_empty());
+    assert!(query_all(s, |q| q.domain = Some("example.org".into())).await.is_empty());
+    let left = s.get_indicator("198.51.100.7").await.unwrap().unwrap();
+    assert_eq!((left.feeds, left.sources, left.count), (1, 1, 1));
+    assert_eq!(left.lasttime, t("2021-05-01T00:00:00Z"), "recomputed from the remaining feed");
+    assert_eq!(s.get_indicator("example.com").await.unwrap(), None, "no feed holds it any more");
+    assert!(s.sightings_of("example.com", None, 10).await.unwrap().is_empty());
+    assert_eq!(query_all(s, |_| {}).await.len(), 10);
+}
+
+pub async fn stats_count_everything(s: &dyn Store) {
+    assert_eq!(s.stats().await.unwrap().sightings, 0);
+    fixture(s).await;
+    let st = s.stats().await.unwrap();
+    assert_eq!((st.users, st.feeds, st.sightings, st.records), (2, 3, 17, 17));
+    assert_eq!(st.indicators, 16, "198.51.100.7 is in two feeds");
+}

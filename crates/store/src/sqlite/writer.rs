@@ -1,0 +1,129 @@
+//! The single writer: one thread owns the write connection and commits queued requests in
+//! groups (group commit), so that many small durable writes share one WAL sync.
+//!
+//! Requests arrive on a bounded channel. The writer takes the first waiting request, then
+//! everything else already queued (up to a weight limit), runs each inside its own SAVEPOINT
+//! of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers every request.
+//! A request that fails rolls back to its savepoint and leaves the others untouched.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// Work for the writer. `run` does the database work (inside a savepoint) and reports whether
+/// to keep it; `finish` answers the caller once the transaction is committed (or failed).
+pub(crate) trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection) -> bool;
+    fn finish(self: Box<Self>, committed: Result<()>);
+}
+
+pub(crate) struct Request {
+    pub job: Box<dyn WriteJob>,
+    /// How much work the request carries (sightings, or 1), to bound a group's size.
+    pub weight: usize,
+}
+
+/// A job built from a closure; its result reaches the caller through a oneshot channel.
+pub(crate) struct FnJob<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> FnJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    pub fn new(work: F) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
+        let (reply, rx) = oneshot::channel();
+        (Box::new(FnJob { work: Some(work), result: None, reply }), rx)
+    }
+}
+
+impl<T, F> WriteJob for FnJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a write job runs once");
+        let result = work(conn);
+        let keep = result.is_ok();
+        self.result = Some(result);
+        keep
+    }
+
+    fn finish(self: Box<Self>, committed: Result<()>) {
+        let answer = match committed {
+            Ok(()) => self.result.unwrap_or_else(|| Err(StoreError::Internal("write was not run".into()))),
+            Err(e) => Err(e),
+        };
+        // The caller may have gone away (timeout, dropped connection): nothing to tell then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Most work one transaction takes on before it commits (in sightings); keeps the latency of
+/// a queued single append bounded while a bulk import is running.
+const MAX_GROUP_WEIGHT: usize = 50_000;
+
+/// The writer loop; returns when every sender is gone and the queue is drained.
+pub(crate) fn run(conn: Connection, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut weight = first.weight;
+        let mut group = vec![first];
+        while weight < MAX_GROUP_WEIGHT {
+            match rx.try_recv() {
+                Ok(req) => {
+                    weight += req.weight;
+                    group.push(req);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(&conn, group);
+    }
+}
+
+fn commit_group(conn: &Connection, group: Vec<Request>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = super::db_error(e);
+        for req in group {
+            req.job.finish(Err(clone_error(&err)));
+        }
+        return;
+    }
+    let mut jobs = Vec::with_capacity(group.len());
+    for mut req in group {
+        let outcome = conn.execute_batch("SAVEPOINT job").map_err(super::db_error).and_then(|()| {
+            let keep = req.job.run(conn);
+            let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            conn.execute_batch(end).map_err(super::db_error)
+        });
+        jobs.push((req.job, outcome));
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(super::db_error);
+    if committed.is_err() {
+        // Leave no half-open transaction behind for the next group.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for (job, outcome) in jobs {
+        let answer = match (&committed, outcome) {
+            (Err(e), _) => Err(clone_error(e)),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        };
+        job.finish(answer);
+    }
+}
+
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}

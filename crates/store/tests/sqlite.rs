@@ -1,0 +1,265 @@
+//! The SQLite store: every conformance test, plus what only an embedded store promises
+//! (a bounded write queue, durability across restarts and crashes, several processes on one
+//! data directory, online backup).
+
+use apiary_core::IType;
+use apiary_store::sqlite::{Durability, SqliteOptions, SqliteStore, DB_FILE};
+use apiary_store::*;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+apiary_store::conformance_tests!(fresh);
+
+/// A user `alice` with a public feed `alice/hp`.
+async fn alice_feed(s: &dyn Store) -> (User, Feed) {
+    let u = match s.get_user("alice").await.unwrap() {
+        Some(u) => u,
+        None => s.create_user("alice", false).await.unwrap(),
+    };
+    let f = match s.get_feed("alice", "hp").await.unwrap() {
+        Some(f) => f,
+        None => s.create_feed(NewFeed { owner: "alice".into(), name: "hp".into(), ..Default::default() }).await.unwrap(),
+    };
+    (u, f)
+}
+
+fn sighting(f: &Feed, u: &User, value: &str) -> NewSighting {
+    NewSighting {
+        feed_id: f.id,
+        reporter_id: u.id,
+        itype: IType::Ipv4,
+        value: value.into(),
+        reserved: None,
+        observed_at: Utc::now(),
+        observed_until: None,
+        received_at: Utc::now(),
+        tags: vec!["scanner".into()],
+        ports: vec![22],
+        protocol: Some("tcp".into()),
+        description: None,
+        tlp: Tlp::Green,
+        claimed_confidence: None,
+        sensor: None,
+        count: 1,
+        extra: serde_json::json!({"k": 1}),
+        idempotency_key: None,
+    }
+}
+
+#[tokio::test]
+async fn schema_version_is_tracked_and_reopen_is_idempotent() {
+    let (dir, store) = fresh().await;
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    drop(store);
+    let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 1);
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn only_the_token_hash_is_in_the_file() {
+    let (dir, store) = fresh().await;
+    store.create_user("alice", false).await.unwrap();
+    let (info, secret) = store.create_token("alice", Scopes::parse("read").unwrap(), None, None).await.unwrap();
+    let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let hash: Vec<u8> = c.query_row("SELECT hash FROM tokens WHERE id = ?1", [info.id], |r| r.get(0)).unwrap();
+    assert_eq!(hash, Sha256::digest(secret.as_bytes()).to_vec());
+    drop(store);
+    // Neither the database nor its WAL holds the plaintext anywhere.
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_busy_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SqliteOptions { queue_capacity: 2, busy_timeout: Duration::from_secs(20), ..Default::default() };
+    let store = Arc::new(SqliteStore::open_with(dir.path(), opts).unwrap());
+    let (u, f) = alice_feed(&*store).await;
+
+    // Another process holds the write lock: the writer waits inside its busy timeout.
+    let blocker = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let spawn_append = |v: &'static str| {
+        let (store, f, u) = (store.clone(), f.clone(), u.clone());
+        tokio::spawn(async move { store.append_sightings(vec![sighting(&f, &u, v)]).await })
+    };
+    let in_writer = spawn_append("192.0.2.1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = [spawn_append("192.0.2.2"), spawn_append("192.0.2.3")];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let res = store.append_sightings(vec![sighting(&f, &u, "192.0.2.4")]).await;
+    assert!(matches!(res, Err(StoreError::Busy)), "got {res:?}");
+    assert!(started.elapsed() < Duration::from_millis(500), "Busy comes at once, not after a wait");
+
+    blocker.execute_batch("COMMIT").unwrap();
+    in_writer.await.unwrap().unwrap();
+    for q in queued {
+        q.await.unwrap().unwrap();
+    }
+    // Once drained, appends are accepted again.
+    store.append_sightings(vec![sighting(&f, &u, "192.0.2.4")]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().sightings, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret;
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (u, f) = alice_feed(&store).await;
+        secret = store.create_token("alice", Scopes::parse("read,write").unwrap(), None, None).await.unwrap().1;
+        store.append_sightings(vec![sighting(&f, &u, "192.0.2.1"), sighting(&f, &u, "192.0.2.2")]).await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.authenticate(&secret).await.unwrap().unwrap().user, "alice");
+    let page = store.query(&Query { value: Some("192.0.2.2".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].tags, vec!["scanner"]);
+    assert_eq!(store.stats().await.unwrap().sightings, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_directory_see_each_other_at_once() {
+    // The hub and an admin command in another process: no caches between them.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = SqliteStore::open(dir.path()).unwrap();
+    let admin = SqliteStore::open(dir.path()).unwrap();
+
+    let bob = admin.create_user("bob", false).await.unwrap();
+    assert_eq!(hub.get_user("bob").await.unwrap(), Some(bob.clone()));
+    let (info, secret) = admin.create_token("bob", Scopes::parse("read,write").unwrap(), None, None).await.unwrap();
+    assert_eq!(hub.authenticate(&secret).await.unwrap().unwrap().user_id, bob.id);
+    let feed = admin.create_feed(NewFeed { owner: "bob".into(), name: "hp".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(hub.get_feed("bob", "hp").await.unwrap(), Some(feed.clone()));
+
+    // Sightings imported by the other process are queryable at once, and aggregates merge.
+    admin.append_sightings(vec![sighting(&feed, &bob, "198.51.100.1")]).await.unwrap();
+    hub.append_sightings(vec![sighting(&feed, &bob, "198.51.100.1")]).await.unwrap();
+    let rec = hub.query(&Query { value: Some("198.51.100.1".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(rec.items[0].count, 2);
+    assert_eq!(admin.get_indicator("198.51.100.1").await.unwrap().unwrap().count, 2);
+
+    admin.revoke_token("bob", info.id).await.unwrap();
+    assert_eq!(hub.authenticate(&secret).await.unwrap(), None, "revocation is seen at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_appends_are_all_committed() {
+    let (_dir, store) = fresh().await;
+    let store = Arc::new(store);
+    let (u, f) = alice_feed(&*store).await;
+    let mut tasks = Vec::new();
+    for client in 0..32 {
+        let (store, u, f) = (store.clone(), u.clone(), f.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..20 {
+                let out = store.append_sightings(vec![sighting(&f, &u, &format!("10.{client}.0.{i}"))]).await.unwrap();
+                seqs.push(out[0].seq.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 640, "every append got its own log position");
+    let st = store.stats().await.unwrap();
+    assert_eq!((st.sightings, st.records, st.indicators), (640, 640, 640));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_is_an_openable_consistent_copy() {
+    let (dir, store) = fresh().await;
+    let (u, f) = alice_feed(&store).await;
+    store.append_sightings((0..100).map(|i| sighting(&f, &u, &format!("192.0.2.{i}"))).collect()).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join(DB_FILE);
+    store.backup(&dest).await.unwrap();
+    // Backing up over an existing file replaces it.
+    store.append_sightings(vec![sighting(&f, &u, "198.51.100.1")]).await.unwrap();
+    store.backup(&dest).await.unwrap();
+    assert!(!out.path().join(format!("{DB_FILE}.partial")).exists());
+    drop(store);
+    let copy = SqliteStore::open(out.path()).unwrap();
+    let st = copy.stats().await.unwrap();
+    assert_eq!((st.users, st.feeds, st.sightings, st.indicators), (1, 1, 101, 101));
+    assert!(dir.path().join(DB_FILE).exists());
+}
+
+const CRASH_DIR_ENV: &str = "APIARY_STORE_CRASH_DIR";
+
+/// Run by `a_kill_9_after_a_reply_loses_nothing` in a child process: append one sighting at
+/// a time and print each acknowledged sequence number, until killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of a_kill_9_after_a_reply_loses_nothing"]
+async fn crash_child_appends_until_killed() {
+    let dir = std::env::var(CRASH_DIR_ENV).expect("run by a_kill_9_after_a_reply_loses_nothing");
+    let store = SqliteStore::open_with(
+        std::path::Path::new(&dir),
+        SqliteOptions { durability: Durability::Normal, ..Default::default() },
+    )
+    .unwrap();
+    let (u, f) = alice_feed(&store).await;
+    for i in 0u64.. {
+        let out = store.append_sightings(vec![sighting(&f, &u, &format!("10.0.{}.{}", (i / 256) % 256, i % 256))]).await.unwrap();
+        println!("acked {}", out[0].seq.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_after_a_reply_loses_nothing() {
+    // The weaker setting (NORMAL) is the one whose process-crash safety needs showing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child_appends_until_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CRASH_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while acked.len() < 300 {
+        let line = lines.next().expect("the child keeps appending").unwrap();
+        if let Some(seq) = line.strip_prefix("acked ") {
+            acked.push(seq.parse::<i64>().unwrap());
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor, no clean close
+    child.wait().unwrap();
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    for seq in &acked {
+        let n: i64 = c.query_row("SELECT count(*) FROM sightings WHERE seq = ?1", [seq], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1, "acknowledged sighting {seq} survived the crash");
+    }
+    // Aggregates and log agree after the crash.
+    let st = store.stats().await.unwrap();
+    assert!(st.sightings >= acked.len() as i64);
+    let total: i64 = c.query_row("SELECT sum(count) FROM feed_records", [], |r| r.get(0)).unwrap();
+    assert_eq!(total, st.sightings);
+}
