@@ -1,1 +1,188 @@
-//! placeholder
+//! Apiary's serve stage: the HTTP hub.
+//!
+//! One axum [`Router`] serves the CSIRTG v1 compatibility API (`/api/...`, see [`csirtg`]), the
+//! native API (`/api/v1/...`, see [`api`]), `/health`, Prometheus `/metrics` and the OpenAPI
+//! document. Every value a client sends goes through `apiary_core::parse` (in [`intake`]); every
+//! record comes from the [`Store`]. Nothing here caches accounts: each request authenticates
+//! against the store, so a token made by the admin CLI in another process works at once.
+//!
+//! Request path, outside in: `//` collapsed to `/` ([`paths`]) → routing → body limit → JSON
+//! errors → metrics → panic guard → authentication and rate limits ([`auth`], [`limits`]) →
+//! handler.
+
+pub mod api;
+pub mod auth;
+pub mod csirtg;
+pub mod error;
+pub mod intake;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod paths;
+pub mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiary_core::ParseOptions;
+use apiary_store::Store;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::Router;
+
+pub use error::ApiError;
+pub use limits::Rate;
+
+/// Settings of the hub. `apiary serve` fills this from flags, `APIARY_*` variables and the
+/// config file (docs/configuration.md); tests build it directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Base URL for links the hub hands out (CSIRTG `location`), e.g. `https://hub.example`.
+    /// When unset, links are built from the request's `Host` header.
+    pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+    /// Largest request body accepted, in bytes (bulk publishes included). Larger → 413.
+    pub max_body_bytes: usize,
+    /// Request rate allowed per token.
+    pub token_rate: Rate,
+    /// Request rate allowed per client address for requests without a (valid) token.
+    pub anonymous_rate: Rate,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_proxy: bool,
+    /// `Retry-After` seconds sent with 429 when the store's write queue is full.
+    pub busy_retry_after: u64,
+    /// Default and largest page size of queries.
+    pub default_limit: usize,
+    pub max_limit: usize,
+}
+
+/// PEM certificate chain and private key for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            tls: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            token_rate: Rate { per_second: 10_000.0, burst: 20_000.0 },
+            anonymous_rate: Rate { per_second: 20.0, burst: 60.0 },
+            trust_proxy: false,
+            busy_retry_after: 1,
+            default_limit: 100,
+            max_limit: 10_000,
+        }
+    }
+}
+
+/// Shared state of every handler: passed explicitly, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub limiter: Arc<limits::RateLimiter>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub parse_options: Arc<ParseOptions>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let limiter = limits::RateLimiter::new(config.token_rate, config.anonymous_rate);
+        AppState {
+            store,
+            limiter: Arc::new(limiter),
+            metrics: Arc::new(metrics::Metrics::new()),
+            parse_options: Arc::new(ParseOptions::default()),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The base URL links are built on: `--public-url`, else the request's own host.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.config.listen.to_string());
+        let scheme = if self.config.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
+}
+
+/// The whole hub as one router. `//` in paths is collapsed before routing (the CSIRTG client
+/// sends `/api//users/...`), so the real routes sit behind a path-rewriting fallback service.
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so per-address limits
+/// see the client's address.
+pub fn app(state: AppState) -> Router {
+    let guarded = Router::new()
+        .merge(api::routes())
+        .merge(csirtg::routes())
+        .fallback(error::no_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let routes = Router::new()
+        .merge(api::public_routes())
+        .merge(guarded)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state);
+    Router::new().fallback_service(paths::collapse_slashes(routes))
+}
+
+/// Run the hub until `shutdown` resolves, then finish in-flight requests and return.
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let tls = config.tls.clone();
+    let state = AppState::new(config, store);
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            tracing::info!("listening on http://{}", listener.local_addr()?);
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        }
+        Some(files) => {
+            // One crypto provider for the process; ring is already built for the HTTP client.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot load TLS certificate {} / key {}: {e}",
+                        files.cert.display(),
+                        files.key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            tracing::info!("listening on https://{listen}");
+            axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await?;
+        }
+    }
+    Ok(())
+}

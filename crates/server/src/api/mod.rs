@@ -1,0 +1,36 @@
+//! The native API under `/api/v1/` (docs/native-api.md; machine-readable in `openapi.json`).
+//! One module per group of routes.
+
+pub mod feeds;
+pub mod health;
+pub mod indicators;
+pub mod publish;
+pub mod tokens;
+pub mod users;
+
+use axum::routing::{delete, get};
+use axum::Router;
+
+use crate::AppState;
+
+/// Routes that need no token and no rate limit: health, metrics, the API description.
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/health", get(health::health))
+        .route("/metrics", get(crate::metrics::handler))
+        .route("/api/v1/openapi.json", get(crate::openapi::handler))
+}
+
+/// Routes behind authentication and rate limits.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/feeds", get(feeds::list).post(feeds::create))
+        .route("/api/v1/feeds/{owner}/{feed}", get(feeds::show).patch(feeds::update).delete(feeds::remove))
+        .route("/api/v1/feeds/{owner}/{feed}/indicators", get(indicators::feed_records).post(publish::publish))
+        .route("/api/v1/indicators", get(indicators::query))
+        .route("/api/v1/indicators/{*value}", get(indicators::detail))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/api/v1/users", get(users::list).post(users::create))
+}

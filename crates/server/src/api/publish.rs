@@ -1,0 +1,270 @@
+//! `POST /api/v1/feeds/{owner}/{feed}/indicators`: publish one or many indicators.
+//!
+//! The body is one JSON object, a JSON array, JSON lines (`application/x-ndjson`), plain text
+//! (one value per line; blank lines and `#` comments skipped) or CSV with an `indicator` column.
+//! Good items are stored; refused ones are listed with their index, line, input, code and
+//! message. 201 when something new was stored, 200 when all were duplicates, 422 (same body)
+//! when every item was refused.
+
+use apiary_store::NewSighting;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+
+use crate::auth::{writable_feed, Caller};
+use crate::error::ApiError;
+use crate::intake::{shorten, Intake, ItemRejection};
+use crate::metrics::Appended;
+use crate::AppState;
+
+/// Sightings handed to the store per call (each call is one durable batch).
+const APPEND_CHUNK: usize = 10_000;
+
+/// One item of a publish body, before the core has seen it.
+#[derive(Debug)]
+pub struct Item {
+    pub index: usize,
+    /// 1-based line of a line-oriented body (JSON lines, text, CSV).
+    pub line: Option<usize>,
+    pub raw: Result<Raw, ItemRejection>,
+}
+
+#[derive(Debug)]
+pub enum Raw {
+    Object(Map<String, Value>),
+    Value(String),
+}
+
+impl Raw {
+    /// What to echo as `input` if the item is refused.
+    fn input(&self) -> String {
+        match self {
+            Raw::Value(s) => shorten(s),
+            Raw::Object(m) => match m.get("indicator") {
+                Some(Value::String(s)) => shorten(s),
+                Some(v) => shorten(&v.to_string()),
+                None => shorten(&Value::Object(m.clone()).to_string()),
+            },
+        }
+    }
+}
+
+/// Split a body into items according to its content type.
+pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let items = if ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-lines") || ct.contains("json-seq") {
+        json_lines(body)
+    } else if ct == "text/plain" {
+        text_lines(body)
+    } else if ct == "text/csv" {
+        csv_rows(body)?
+    } else {
+        json_body(body)?
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid("empty", "the body holds no indicators"));
+    }
+    Ok(items)
+}
+
+fn from_json_value(v: Value) -> Result<Raw, ItemRejection> {
+    match v {
+        Value::Object(m) => Ok(Raw::Object(m)),
+        Value::String(s) => Ok(Raw::Value(s)),
+        other => Err(ItemRejection {
+            code: "invalid_item".into(),
+            message: format!("an item must be an indicator object or a string, not {}", shorten(&other.to_string())),
+        }),
+    }
+}
+
+fn json_body(body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    Ok(match v {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| Item { index, line: None, raw: from_json_value(v) })
+            .collect(),
+        Value::Object(m) => vec![Item { index: 0, line: None, raw: Ok(Raw::Object(m)) }],
+        _ => return Err(ApiError::invalid("invalid_body", "the body must be an indicator object or a JSON array of them")),
+    })
+}
+
+fn lines(body: &[u8]) -> impl Iterator<Item = (usize, std::borrow::Cow<'_, str>)> {
+    body.split(|b| *b == b'\n').enumerate().map(|(i, l)| (i + 1, String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l))))
+}
+
+fn json_lines(body: &[u8]) -> Vec<Item> {
+    lines(body)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .enumerate()
+        .map(|(index, (line, text))| Item {
+            index,
+            line: Some(line),
+            raw: serde_json::from_str::<Value>(&text)
+                .map_err(|e| ItemRejection { code: "invalid_json".into(), message: format!("malformed JSON: {e}") })
+                .and_then(from_json_value),
+        })
+        .collect()
+}
+
+fn text_lines(body: &[u8]) -> Vec<Item> {
+    lines(body)
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .enumerate()
+        .map(|(index, (line, text))| Item { index, line: Some(line), raw: Ok(Raw::Value(text.trim().to_string())) })
+        .collect()
+}
+
+fn csv_rows(body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(body);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ApiError::invalid("invalid_csv", format!("CSV header: {e}")))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    if !headers.iter().any(|h| h == "indicator") {
+        return Err(ApiError::invalid("invalid_csv", "the CSV has no `indicator` column in its header"));
+    }
+    let mut items = Vec::new();
+    for (index, row) in reader.records().enumerate() {
+        let item = match row {
+            Ok(row) => {
+                let line = row.position().map(|p| p.line() as usize);
+                let obj: Map<String, Value> = headers
+                    .iter()
+                    .zip(row.iter())
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(h, v)| (h.clone(), Value::String(v.to_string())))
+                    .collect();
+                Item { index, line, raw: Ok(Raw::Object(obj)) }
+            }
+            Err(e) => Item {
+                index,
+                line: e.position().map(|p| p.line() as usize),
+                raw: Err(ItemRejection { code: "invalid_csv".into(), message: format!("CSV: {e}") }),
+            },
+        };
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// The publish handler.
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let feed = writable_feed(&state, &caller, &owner, &name).await?;
+    let principal = caller.principal()?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let items = decode(content_type, &body)?;
+
+    let intake = Intake {
+        feed_id: feed.id,
+        reporter_id: principal.user_id,
+        received_at: chrono::Utc::now(),
+        options: &state.parse_options,
+        uuid_is_key: false,
+    };
+    let mut good: Vec<(usize, NewSighting)> = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for item in items {
+        let input = item.raw.as_ref().map(Raw::input).unwrap_or_default();
+        let parsed = item.raw.and_then(|raw| match raw {
+            Raw::Object(m) => intake.from_object(m),
+            Raw::Value(s) => intake.from_value(&s),
+        });
+        match parsed {
+            Ok(s) => good.push((item.index, s)),
+            Err(r) => rejected.push(json!({
+                "index": item.index, "line": item.line, "input": input, "code": r.code, "message": r.message,
+            })),
+        }
+    }
+
+    let mut accepted = 0u64;
+    let mut duplicates = 0u64;
+    let mut stored = Vec::with_capacity(good.len());
+    while !good.is_empty() {
+        let rest = good.split_off(good.len().min(APPEND_CHUNK));
+        let chunk = std::mem::replace(&mut good, rest);
+        let described: Vec<(usize, String, &'static str)> =
+            chunk.iter().map(|(i, s)| (*i, s.value.clone(), s.itype.as_str())).collect();
+        let outcomes = state.store.append_sightings(chunk.into_iter().map(|(_, s)| s).collect()).await?;
+        for ((index, value, itype), o) in described.into_iter().zip(outcomes) {
+            if o.duplicate {
+                duplicates += 1;
+            } else {
+                accepted += 1;
+            }
+            stored.push(json!({
+                "index": index, "id": o.record_id, "seq": o.seq, "indicator": value, "itype": itype, "duplicate": o.duplicate,
+            }));
+        }
+    }
+
+    let status = if stored.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if accepted > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let reply = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "items": stored});
+    Ok((status, Extension(Appended(accepted)), Json(reply)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(items: &[Item]) -> Vec<(usize, Option<usize>, bool)> {
+        items.iter().map(|i| (i.index, i.line, i.raw.is_ok())).collect()
+    }
+
+    #[test]
+    fn decodes_each_body_form() {
+        let json = decode("application/json", br#"[{"indicator":"a"},"b",3]"#).unwrap();
+        assert_eq!(shape(&json), vec![(0, None, true), (1, None, true), (2, None, false)]);
+
+        let one = decode("", br#"{"indicator":"a"}"#).unwrap();
+        assert_eq!(shape(&one), vec![(0, None, true)]);
+
+        let nd = decode("application/x-ndjson", b"{\"indicator\":\"a\"}\n\n{bad\r\n\"c\"\n").unwrap();
+        assert_eq!(shape(&nd), vec![(0, Some(1), true), (1, Some(3), false), (2, Some(4), true)]);
+
+        let text = decode("text/plain; charset=utf-8", b"# header\n198.51.100.1\n\n example.com \n").unwrap();
+        assert_eq!(shape(&text), vec![(0, Some(2), true), (1, Some(4), true)]);
+        assert!(matches!(&text[1].raw, Ok(Raw::Value(v)) if v == "example.com"));
+
+        let csv = decode("text/csv", b"Indicator,tags\n198.51.100.1,\"scanner,ssh\"\nexample.com,\n").unwrap();
+        assert_eq!(shape(&csv), vec![(0, Some(2), true), (1, Some(3), true)]);
+        match &csv[0].raw {
+            Ok(Raw::Object(m)) => assert_eq!(m["tags"], "scanner,ssh"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_bodies_without_items() {
+        for (ct, body) in [
+            ("application/json", &b"[]"[..]),
+            ("application/json", b"{not json"),
+            ("application/json", b"42"),
+            ("text/plain", b"\n# only a comment\n"),
+            ("text/csv", b"value,tags\n1.2.3.4,x\n"),
+        ] {
+            let err = decode(ct, body).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{ct} {:?}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Token-bucket rate limits, per token and per client address.
+//!
+//! Requests with a valid token draw from that token's bucket; anonymous requests (and requests
+//! with a bad token, so guessing tokens is slowed too) draw from their address's bucket. An empty
+//! bucket is a 429 with `Retry-After`. The body-size limit lives in the router
+//! (`DefaultBodyLimit`, answered 413 in JSON).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request};
+
+/// A sustained rate and a burst size. `per_second == 0` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    Token(i64),
+    Address(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Buckets for every token and address seen recently.
+#[derive(Debug)]
+pub struct RateLimiter {
+    token: Rate,
+    anonymous: Rate,
+    buckets: Mutex<HashMap<Key, Bucket>>,
+}
+
+/// Above this many buckets, idle (refilled) ones are dropped so memory stays bounded.
+const PRUNE_AT: usize = 50_000;
+
+impl RateLimiter {
+    pub fn new(token: Rate, anonymous: Rate) -> Self {
+        RateLimiter { token, anonymous, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Take one request from `key`'s bucket. `Err(seconds)` says when to retry.
+    pub fn check(&self, key: Key) -> Result<(), u64> {
+        let rate = match key {
+            Key::Token(_) => self.token,
+            Key::Address(_) => self.anonymous,
+        };
+        self.check_at(key, rate, Instant::now())
+    }
+
+    fn check_at(&self, key: Key, rate: Rate, now: Instant) -> Result<(), u64> {
+        if rate.per_second <= 0.0 {
+            return Ok(());
+        }
+        let burst = rate.burst.max(1.0);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= PRUNE_AT {
+            buckets.retain(|_, b| {
+                let refilled = b.tokens + now.duration_since(b.last).as_secs_f64() * rate.per_second;
+                refilled < burst
+            });
+        }
+        let b = buckets.entry(key).or_insert(Bucket { tokens: burst, last: now });
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - b.tokens) / rate.per_second;
+            Err(wait.ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// The client's address: the first `X-Forwarded-For` entry when the hub trusts its proxy,
+/// else the peer address of the connection.
+pub fn client_address(req: &Request, trust_proxy: bool) -> IpAddr {
+    if trust_proxy {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_burst_then_refuses_then_refills() {
+        let rate = Rate { per_second: 2.0, burst: 3.0 };
+        let lim = RateLimiter::new(rate, rate);
+        let key = Key::Token(1);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(lim.check_at(key, rate, t0), Ok(()));
+        }
+        assert_eq!(lim.check_at(key, rate, t0), Err(1));
+        // Half a second at 2/s gives one request back.
+        assert_eq!(lim.check_at(key, rate, t0 + Duration::from_millis(500)), Ok(()));
+        // Another key has its own bucket.
+        assert_eq!(lim.check_at(Key::Token(2), rate, t0), Ok(()));
+    }
+
+    #[test]
+    fn zero_rate_is_unlimited() {
+        let rate = Rate { per_second: 0.0, burst: 0.0 };
+        let lim = RateLimiter::new(rate, rate);
+        for _ in 0..10_000 {
+            assert!(lim.check(Key::Token(1)).is_ok());
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Native JSON views of stored records (field names as in docs/native-api.md; times RFC 3339 UTC).
+//! The CSIRTG routes have their own views in [`crate::csirtg`].
+
+use apiary_core::time::format_time;
+use apiary_store::{Feed, FeedRecord, Sighting, TokenInfo, User};
+use serde_json::{json, Value};
+
+pub fn time(t: apiary_store::Timestamp) -> String {
+    format_time(t)
+}
+
+fn opt_time(t: Option<apiary_store::Timestamp>) -> Value {
+    t.map(|t| Value::String(format_time(t))).unwrap_or(Value::Null)
+}
+
+/// A feed record: the aggregate of one value in one feed.
+pub fn record(r: &FeedRecord) -> Value {
+    json!({
+        "id": r.id,
+        "indicator": r.indicator,
+        "itype": r.itype.as_str(),
+        "feed": r.feed,
+        "firsttime": time(r.firsttime),
+        "lasttime": time(r.lasttime),
+        "reporttime": time(r.reporttime),
+        "count": r.count,
+        "tags": r.tags,
+        "portlist": r.portlist,
+        "protocol": r.protocol,
+        "description": r.description,
+        "tlp": r.tlp.as_str(),
+        // The hub's own confidence comes with the scoring work; until then it is unknown.
+        "confidence": Value::Null,
+        "claimed_confidence": r.claimed_confidence,
+        "reserved": r.reserved,
+        "created_at": time(r.created_at),
+        "updated_at": time(r.updated_at),
+    })
+}
+
+/// One stored sighting, with the fields its publisher sent that the hub has no column for.
+pub fn sighting(s: &Sighting) -> Value {
+    json!({
+        "seq": s.seq,
+        "feed": s.feed,
+        "indicator": s.indicator,
+        "itype": s.itype.as_str(),
+        "observed_at": time(s.observed_at),
+        "received_at": time(s.received_at),
+        "tags": s.tags,
+        "portlist": s.portlist,
+        "protocol": s.protocol,
+        "description": s.description,
+        "tlp": s.tlp.as_str(),
+        "claimed_confidence": s.claimed_confidence,
+        "sensor": s.sensor,
+        "count": s.count,
+        "extra": s.extra,
+    })
+}
+
+pub fn feed(f: &Feed) -> Value {
+    json!({
+        "id": f.id,
+        "feed": f.full_name(),
+        "owner": f.owner,
+        "name": f.name,
+        "description": f.description,
+        "license_name": f.license_name,
+        "license_url": f.license_url,
+        "visibility": f.visibility,
+        "created_at": time(f.created_at),
+        "updated_at": time(f.updated_at),
+    })
+}
+
+pub fn token(t: &TokenInfo) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user,
+        "scopes": t.scopes.to_string_list(),
+        "label": t.label,
+        "created_at": time(t.created_at),
+        "expires_at": opt_time(t.expires_at),
+        "revoked": t.revoked,
+    })
+}
+
+pub fn user(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "name": u.name,
+        "admin": u.admin,
+        "created_at": time(u.created_at),
+    })
+}
