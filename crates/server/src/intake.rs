@@ -66,8 +66,8 @@ impl Intake<'_> {
                 IType::from_name(&name).ok_or_else(|| reject("unknown_type", format!("unknown itype `{name}`")))?,
             ),
         };
-        let ind = parse(&raw, hint, self.options)
-            .map_err(|r| reject(r.code.as_str(), format!("`{}`: {}", shorten(&raw), r.message)))?;
+        // The core's message names the value; the reply's `input` echoes it too.
+        let ind = parse(&raw, hint, self.options).map_err(|r| reject(r.code.as_str(), r.message))?;
 
         let mut tags = match obj.remove("tags") {
             Some(v) if !v.is_null() => parse_tags(v)?,
