@@ -14,7 +14,7 @@ pub mod normalise;
 pub mod special;
 pub mod time;
 
-pub use allowlist::{Allowlist, ListUse, Listed};
+pub use allowlist::{Allowlist, ListKind, ListUse, Listed, WarningList};
 pub use error::{RejectCode, Rejection};
 pub use indicator::{Derived, Flag, Indicator};
 pub use itype::IType;

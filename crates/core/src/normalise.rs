@@ -204,7 +204,8 @@ fn detect(s: &str, hint: Option<IType>, opts: &ParseOptions, mut flags: Vec<Flag
     }
     if let Some(slash) = s.find('/') {
         let (head, tail) = (&s[..slash], &s[slash + 1..]);
-        let cidr_tail = !tail.is_empty() && tail.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+        // `address/digits...` is a CIDR (or a bad one), never a scheme-less URL.
+        let cidr_tail = tail.as_bytes().first().is_some_and(u8::is_ascii_digit);
         let bare_addr = parse_v4(head.as_bytes()).is_some() || (head.contains(':') && !head.starts_with('['));
         if cidr_tail && bare_addr {
             let net = parse_net(s, opts.min_prefix_v4, opts.min_prefix_v6, &mut flags)?;
