@@ -1,9 +1,247 @@
+//! `apiary parse`: show how values are understood (type, stored form, special-use, allowlists).
+
+use anyhow::Context;
+use apiary_core::allowlist::WarningList;
+use apiary_core::{parse, Allowlist, Derived, IType, Indicator, ListUse, Listed, ParseOptions, Rejection};
 use clap::Args;
+use serde::Serialize;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Parse and normalise indicator values, and show how each is classified.
+///
+/// Prints one line per value: its type and stored (normalised) form, the port if one was given,
+/// indicators derived from it (a URL's host, an e-mail's domain), its special-use class
+/// (private, loopback, documentation, ...), the allowlists it is on and what normalising did.
+/// A rejected value gets a line with the reason.
+///
+/// Allowlists: the built-in lists (special-use ranges, big public resolvers, special-use names,
+/// empty-file hashes) plus the MISP warninglists under each `--allowlist DIR`: `DIR/<name>/list.json`,
+/// `DIR/<name>.json`, or `DIR/list.json` itself. A list is used to *exclude* or to *hold* according
+/// to its optional `"use"` field, else by its name (see docs/indicators.md).
+///
+/// Exit status: 0 when every value was accepted, 1 when any was rejected, 2 on a usage or
+/// allowlist error.
 #[derive(Args, Debug)]
-pub struct ParseArgs {}
+#[command(after_help = "Examples:\n  apiary parse 'hxxps://login.example[.]com/verify' 198.051.100.007\n  apiary parse --json --allowlist ../shared/data/warninglists 192.168.31.210:80\n  cut -d, -f1 feed.csv | apiary parse --json -")]
+pub struct ParseArgs {
+    /// Print one JSON object per line: {"input","itype","value","port","derived","reserved","listed","flags","error"}.
+    #[arg(long)]
+    pub json: bool,
 
-pub fn run(_a: ParseArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+    /// Load MISP warninglists from DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub allowlist: Vec<PathBuf>,
+
+    /// Check every value against this type (ipv4, ipv6, fqdn, url, email, md5, sha1, sha256, sha512, asn).
+    #[arg(long = "type", short = 't', value_name = "TYPE", value_parser = parse_itype)]
+    pub itype: Option<IType>,
+
+    /// Leave out the built-in allowlists.
+    #[arg(long)]
+    pub no_builtin: bool,
+
+    /// Values to parse. `-` reads values from standard input, one per line (blank lines skipped).
+    #[arg(required = true, value_name = "VALUE")]
+    pub values: Vec<String>,
+}
+
+fn parse_itype(s: &str) -> Result<IType, String> {
+    IType::from_name(s).ok_or_else(|| format!("unknown type `{s}`"))
+}
+
+/// One output line of `--json`. The field order is part of the command-line contract.
+#[derive(Serialize)]
+struct Line<'a> {
+    input: &'a str,
+    itype: Option<IType>,
+    value: Option<&'a str>,
+    port: Option<u16>,
+    derived: &'a [Derived],
+    reserved: Option<&'static str>,
+    listed: Vec<ListedOut<'a>>,
+    flags: Vec<&'static str>,
+    error: Option<&'a Rejection>,
+}
+
+#[derive(Serialize)]
+struct ListedOut<'a> {
+    list: &'a str,
+    #[serde(rename = "use")]
+    use_: ListUse,
+}
+
+/// Flag code added when a CIDR contains (rather than lies inside) a listed range.
+const OVERLAP_FLAG: &str = "allowlist_overlap";
+
+pub fn run(a: ParseArgs) -> anyhow::Result<ExitCode> {
+    let mut lists = if a.no_builtin { Allowlist::default() } else { Allowlist::builtin() };
+    for dir in &a.allowlist {
+        load_dir(&mut lists, dir)?;
+    }
+    let opts = ParseOptions::default();
+    let mut inputs: Vec<String> = Vec::new();
+    let mut stdin_read = false;
+    for v in a.values {
+        if v == "-" {
+            if !stdin_read {
+                stdin_read = true;
+                let stdin = std::io::stdin();
+                let mut buf = Vec::new();
+                let mut lock = stdin.lock();
+                loop {
+                    buf.clear();
+                    if lock.read_until(b'\n', &mut buf).context("reading standard input")? == 0 {
+                        break;
+                    }
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    if !line.trim().is_empty() {
+                        inputs.push(line.to_string());
+                    }
+                }
+            }
+        } else {
+            inputs.push(v);
+        }
+    }
+
+    let results: Vec<(String, Result<Indicator, Rejection>, Vec<Listed>)> = inputs
+        .into_iter()
+        .map(|input| {
+            let r = parse(&input, a.itype, &opts);
+            let listed = r.as_ref().map(|i| lists.check(i)).unwrap_or_default();
+            (input, r, listed)
+        })
+        .collect();
+    let any_rejected = results.iter().any(|(_, r, _)| r.is_err());
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if a.json {
+        for (input, r, listed) in &results {
+            serde_json::to_writer(&mut out, &json_line(input, r, listed))?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        write_table(&mut out, &results)?;
+    }
+    out.flush()?;
+    Ok(if any_rejected { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn json_line<'a>(input: &'a str, r: &'a Result<Indicator, Rejection>, listed: &'a [Listed]) -> Line<'a> {
+    match r {
+        Ok(ind) => Line {
+            input,
+            itype: Some(ind.itype),
+            value: Some(&ind.value),
+            port: ind.port,
+            derived: &ind.derived,
+            reserved: ind.reserved.map(|r| r.as_str()),
+            listed: listed.iter().map(|l| ListedOut { list: &l.list, use_: l.use_ }).collect(),
+            flags: flags_of(ind, listed),
+            error: None,
+        },
+        Err(e) => Line {
+            input,
+            itype: None,
+            value: None,
+            port: None,
+            derived: &[],
+            reserved: None,
+            listed: Vec::new(),
+            flags: Vec::new(),
+            error: Some(e),
+        },
+    }
+}
+
+fn flags_of(ind: &Indicator, listed: &[Listed]) -> Vec<&'static str> {
+    let mut f: Vec<&'static str> = ind.flags.iter().map(|f| f.as_str()).collect();
+    if listed.iter().any(|l| l.overlaps) {
+        f.push(OVERLAP_FLAG);
+    }
+    f
+}
+
+/// Aligned columns: input, type (or REJECTED), value (or code), then notes.
+fn write_table(out: &mut impl Write, results: &[(String, Result<Indicator, Rejection>, Vec<Listed>)]) -> std::io::Result<()> {
+    let rows: Vec<[String; 4]> = results
+        .iter()
+        .map(|(input, r, listed)| match r {
+            Ok(ind) => {
+                let mut notes = Vec::new();
+                if let Some(p) = ind.port {
+                    notes.push(format!("port={p}"));
+                }
+                for d in &ind.derived {
+                    notes.push(format!("{}={}", d.itype, d.value));
+                }
+                if let Some(res) = ind.reserved {
+                    notes.push(format!("reserved={res}"));
+                }
+                for l in listed {
+                    notes.push(format!("{}={}{}", l.use_.as_str(), l.list, if l.overlaps { "(overlaps)" } else { "" }));
+                }
+                let flags = flags_of(ind, listed);
+                if !flags.is_empty() {
+                    notes.push(format!("flags={}", flags.join(",")));
+                }
+                [printable(input), ind.itype.to_string(), ind.value.clone(), notes.join(" ")]
+            }
+            Err(e) => [printable(input), "REJECTED".to_string(), e.code.as_str().to_string(), e.message.clone()],
+        })
+        .collect();
+    let w0 = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0).min(60);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    let w2 = rows.iter().map(|r| r[2].chars().count()).max().unwrap_or(0).min(70);
+    for r in rows {
+        let line = format!("{:<w0$}  {:<w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3]);
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Shorten very long inputs and escape control characters, so one value stays one line.
+fn printable(s: &str) -> String {
+    let mut o: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        o.push('…');
+    }
+    o
+}
+
+/// Load every warninglist under `dir`.
+fn load_dir(lists: &mut Allowlist, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let own = dir.join("list.json");
+    if own.is_file() {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "list".into());
+        files.push((name, own));
+    } else {
+        let rd = std::fs::read_dir(dir).with_context(|| format!("reading allowlist directory {}", dir.display()))?;
+        for e in rd {
+            let p = e?.path();
+            let name = p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if p.is_dir() && p.join("list.json").is_file() {
+                let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                files.push((n, p.join("list.json")));
+            } else if p.is_file() && p.extension().is_some_and(|x| x == "json") {
+                files.push((name, p));
+            }
+        }
+        files.sort();
+    }
+    if files.is_empty() {
+        anyhow::bail!("no warninglists (list.json) found in {}", dir.display());
+    }
+    for (name, path) in files {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let wl = WarningList::from_json(&text).with_context(|| format!("{}", path.display()))?;
+        let use_ = wl.use_.unwrap_or_else(|| ListUse::for_list(&name));
+        lists.add_warninglist(&name, &wl, &text, use_).with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(())
 }
