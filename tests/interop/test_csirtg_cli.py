@@ -91,7 +91,8 @@ def test_indicator_create_with_tags(module_hub, clients_venv, alice):
 
 def test_indicator_create_fqdn_and_url(module_hub, clients_venv, alice):
     module_hub.create_feed(f"{USER}/uce-urls")
-    for value, itype in (("malicious.example.net", "fqdn"), ("http://malicious.example.net/dropper.sh", "url")):
+    # (the CLI cuts printed fields at 30 characters: keep values shorter)
+    for value, itype in (("malicious.example.net", "fqdn"), ("http://bad.example.net/x.sh", "url")):
         p = csirtg(module_hub, clients_venv, alice, "--user", USER, "--feed", "uce-urls",
                    "--indicator-new", value, "--tags", "malware")
         assert value in p.stdout, p.stdout
