@@ -1,0 +1,155 @@
+//! Load and size limits: 413 for big bodies, 429 with Retry-After for rate limits and a full
+//! store queue — never a 5xx for load.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use apiary_server::{Config, Rate};
+use apiary_store::sqlite::SqliteStore;
+use apiary_store::*;
+use async_trait::async_trait;
+use common::{error_code, json, Hub};
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_are_413_in_json() {
+    let hub = Hub::start_with(Config { max_body_bytes: 4096, ..Config::default() }).await;
+    let alice = hub.user("alice", "write").await;
+    hub.feed("alice", "f", Visibility::Public).await;
+    let big: Vec<_> = (0..400).map(|i| json!({"indicator": format!("203.0.113.{}", i % 250)})).collect();
+    for path in ["/api/v1/feeds/alice/f/indicators", "/api//users/alice/feeds/f/indicators"] {
+        let (status, body) = json(hub.req(Method::POST, path, Some(&alice)).json(&big).send().await.unwrap()).await;
+        assert_eq!((status, error_code(&body)), (413, "too_large".to_string()), "{path}");
+    }
+    let (status, _) = json(hub.req(Method::POST, "/api/v1/feeds/alice/f/indicators", Some(&alice)).json(&big[..10]).send().await.unwrap()).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_token_and_per_address_rate_limits_answer_429_with_retry_after() {
+    let slow = Rate { per_second: 0.5, burst: 3.0 };
+    let hub = Hub::start_with(Config { token_rate: slow, anonymous_rate: slow, ..Config::default() }).await;
+    let alice = hub.user("alice", "read").await;
+    let bob = hub.user("bob", "read").await;
+
+    for who in [Some(alice.as_str()), None] {
+        for _ in 0..3 {
+            let resp = hub.req(Method::GET, "/api/v1/feeds", who).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+        let resp = hub.req(Method::GET, "/api/v1/feeds", who).send().await.unwrap();
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "retry after {retry}");
+        let (status, body) = json(resp).await;
+        assert_eq!((status, error_code(&body)), (429, "rate_limited".to_string()));
+    }
+    // Another token has its own bucket; health is never limited.
+    assert_eq!(hub.req(Method::GET, "/api/v1/feeds", Some(&bob)).send().await.unwrap().status(), 200);
+    assert_eq!(hub.req(Method::GET, "/health", None).send().await.unwrap().status(), 200);
+    let metrics = hub.req(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("apiary_rate_limited_total 2"), "{metrics}");
+}
+
+/// A real SqliteStore whose write queue can be made to report full.
+struct Saturable {
+    inner: SqliteStore,
+    full: AtomicBool,
+}
+
+#[async_trait]
+impl Store for Saturable {
+    async fn create_user(&self, name: &str, admin: bool) -> Result<User> {
+        self.inner.create_user(name, admin).await
+    }
+    async fn get_user(&self, name: &str) -> Result<Option<User>> {
+        self.inner.get_user(name).await
+    }
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.inner.list_users().await
+    }
+    async fn create_token(&self, user: &str, scopes: Scopes, expires: Option<Timestamp>, label: Option<&str>) -> Result<(TokenInfo, String)> {
+        self.inner.create_token(user, scopes, expires, label).await
+    }
+    async fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
+        self.inner.authenticate(token).await
+    }
+    async fn list_tokens(&self, user: &str) -> Result<Vec<TokenInfo>> {
+        self.inner.list_tokens(user).await
+    }
+    async fn revoke_token(&self, user: &str, token_id: i64) -> Result<()> {
+        self.inner.revoke_token(user, token_id).await
+    }
+    async fn create_feed(&self, new: NewFeed) -> Result<Feed> {
+        self.inner.create_feed(new).await
+    }
+    async fn get_feed(&self, owner: &str, name: &str) -> Result<Option<Feed>> {
+        self.inner.get_feed(owner, name).await
+    }
+    async fn list_feeds(&self, owner: Option<&str>) -> Result<Vec<Feed>> {
+        self.inner.list_feeds(owner).await
+    }
+    async fn update_feed(&self, owner: &str, name: &str, update: FeedUpdate) -> Result<Feed> {
+        self.inner.update_feed(owner, name, update).await
+    }
+    async fn delete_feed(&self, owner: &str, name: &str) -> Result<()> {
+        self.inner.delete_feed(owner, name).await
+    }
+    async fn grant_feed_access(&self, owner: &str, name: &str, user: &str) -> Result<()> {
+        self.inner.grant_feed_access(owner, name, user).await
+    }
+    async fn has_feed_access(&self, feed_id: i64, user_id: i64) -> Result<bool> {
+        self.inner.has_feed_access(feed_id, user_id).await
+    }
+    async fn append_sightings(&self, batch: Vec<NewSighting>) -> Result<Vec<AppendOutcome>> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::Busy);
+        }
+        self.inner.append_sightings(batch).await
+    }
+    async fn query(&self, q: &Query) -> Result<Page<FeedRecord>> {
+        self.inner.query(q).await
+    }
+    async fn get_record(&self, id: i64) -> Result<Option<FeedRecord>> {
+        self.inner.get_record(id).await
+    }
+    async fn get_indicator(&self, value: &str) -> Result<Option<IndicatorSummary>> {
+        self.inner.get_indicator(value).await
+    }
+    async fn sightings_of(&self, value: &str, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<Sighting>> {
+        self.inner.sightings_of(value, feed_ids, limit).await
+    }
+    async fn stats(&self) -> Result<Stats> {
+        self.inner.stats().await
+    }
+    async fn backup(&self, dest: &Path) -> Result<()> {
+        self.inner.backup(dest).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_store_queue_is_429_never_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Saturable { inner: SqliteStore::open(dir.path()).unwrap(), full: AtomicBool::new(false) });
+    let hub = Hub::serve(Config::default(), store.clone(), dir).await;
+    let alice = hub.user("alice", "write").await;
+    hub.feed("alice", "ssh", Visibility::Public).await;
+    let body = json!({"indicator": {"indicator": "203.0.113.9", "tags": "ssh"}, "comment": null, "content": null});
+
+    store.full.store(true, Ordering::SeqCst);
+    let resp = hub.csirtg(Method::POST, "//users/alice/feeds/ssh/indicators", &alice).json(&body).send().await.unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+    let (status, reply) = json(resp).await;
+    assert_eq!((status, error_code(&reply)), (429, "busy".to_string()));
+    let (status, _) = json(hub.req(Method::POST, "/api/v1/feeds/alice/ssh/indicators", Some(&alice)).json(&json!(["203.0.113.9"])).send().await.unwrap()).await;
+    assert_eq!(status, 429);
+
+    store.full.store(false, Ordering::SeqCst);
+    let (status, _) = json(hub.csirtg(Method::POST, "//users/alice/feeds/ssh/indicators", &alice).json(&body).send().await.unwrap()).await;
+    assert_eq!(status, 201);
+    let metrics = hub.req(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("apiary_store_busy_rejections_total 2"), "{metrics}");
+}
