@@ -52,7 +52,7 @@ impl Caller {
     /// A token without `read` (or `admin`) scope reads like an anonymous caller.
     pub fn reader(&self) -> Option<Reader> {
         let p = self.0.as_ref()?;
-        (p.scopes.read || p.scopes.admin).then(|| Reader { user_id: p.user_id, admin: p.admin && p.scopes.admin })
+        (p.scopes.read || p.scopes.admin).then_some(Reader { user_id: p.user_id, admin: p.admin && p.scopes.admin })
     }
 
     pub fn require_admin(&self) -> Result<&Principal, ApiError> {
@@ -82,9 +82,12 @@ impl Caller {
     }
 }
 
-/// Extract the token from an `Authorization` value. `Ok(None)`: no token (anonymous);
-/// `Err(())`: a scheme the hub does not know.
-pub fn token_from_header(value: &str) -> Result<Option<&str>, ()> {
+/// An `Authorization` scheme other than `Bearer` and `Token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownScheme;
+
+/// Extract the token from an `Authorization` value. `Ok(None)`: no token (anonymous).
+pub fn token_from_header(value: &str) -> Result<Option<&str>, UnknownScheme> {
     let value = value.trim();
     let (scheme, rest) = value.split_at(value.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(value.len()));
     let token = if scheme.eq_ignore_ascii_case("bearer") {
@@ -100,7 +103,7 @@ pub fn token_from_header(value: &str) -> Result<Option<&str>, ()> {
         };
         rest.trim_matches('"')
     } else {
-        return Err(());
+        return Err(UnknownScheme);
     };
     if token.is_empty() || token == "None" {
         Ok(None)
@@ -116,7 +119,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         None => None,
         Some(Ok(v)) => match token_from_header(&v) {
             Ok(t) => t.map(str::to_owned),
-            Err(()) => {
+            Err(UnknownScheme) => {
                 return ApiError::unauthorized("unsupported Authorization scheme: use `Bearer <token>` or `Token token=<token>`")
                     .into_response()
             }
@@ -220,7 +223,7 @@ mod tests {
             ("token=abc123", Ok(Some("abc123"))),
             ("Token token=None", Ok(None)),
             ("Token token=", Ok(None)),
-            ("Basic dXNlcjpwYXNz", Err(())),
+            ("Basic dXNlcjpwYXNz", Err(super::UnknownScheme)),
         ] {
             assert_eq!(token_from_header(header), want, "{header}");
         }

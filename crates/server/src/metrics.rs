@@ -22,11 +22,14 @@ use crate::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct Appended(pub u64);
 
+/// Request counts of one route, by method and status.
+type RouteCounts = HashMap<(String, u16), u64>;
+
 /// The hub's counters.
 #[derive(Debug)]
 pub struct Metrics {
     /// route → (method, status) → count
-    requests: Mutex<HashMap<String, HashMap<(String, u16), u64>>>,
+    requests: Mutex<HashMap<String, RouteCounts>>,
     sightings_appended: AtomicU64,
     store_busy: AtomicU64,
     rate_limited: AtomicU64,
