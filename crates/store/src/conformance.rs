@@ -487,6 +487,9 @@ pub async fn append_to_unknown_feed_is_rejected(s: &dyn Store) {
 }
 
 /// A small mixed data set in two public feeds and a private one.
+/// One fixture row: feed, reporter, itype, value, observed at, tags.
+type Row<'a> = (&'a Feed, &'a User, IType, &'a str, &'a str, &'a [&'a str]);
+
 struct Fixture {
     alice: User,
     bob: User,
@@ -501,7 +504,7 @@ async fn fixture(s: &dyn Store) -> Fixture {
     let open = feed(s, "alice", "open", Visibility::Public).await;
     let other = feed(s, "bob", "other", Visibility::Public).await;
     let closed = feed(s, "bob", "closed", Visibility::Private).await;
-    let rows: &[(&Feed, &User, IType, &str, &str, &[&str])] = &[
+    let rows: &[Row] = &[
         (&open, &alice, IType::Ipv4, "198.51.100.7", "2021-05-01T00:00:00Z", &["scanner"]),
         (&open, &alice, IType::Ipv4, "198.51.100.200", "2021-05-02T00:00:00Z", &["scanner", "bruteforce"]),
         (&open, &alice, IType::Ipv4, "198.51.100.128/25", "2021-05-03T00:00:00Z", &[]),

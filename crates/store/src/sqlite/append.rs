@@ -1,16 +1,18 @@
 //! Appending sightings and maintaining the aggregates, on the writer connection.
 //!
 //! Per request, each feed record and hub-wide indicator touched is loaded once, merged in
-//! memory with every sighting of the request, and written back once at the end: a bulk import
-//! where one attacker address appears thousands of times costs one UPDATE per address, not
-//! one per event. Sightings themselves are inserted one by one (they are the log).
+//! memory with every sighting of the request, and written once: a bulk import where one
+//! attacker address appears thousands of times costs one row write per address, not one per
+//! event. Aggregates are read and written in key order (value, then feed), so a large batch
+//! walks each index once instead of jumping around it. Sightings are inserted in request
+//! order (they are the log; `seq` follows the order of the request).
 
 use super::keys::{search_keys, SearchKeys};
 use super::{db_error, micros, now_micros};
 use crate::model::*;
 use crate::{Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{hash_map::Entry, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// A sighting checked and serialised on the caller's task, so the writer only writes.
 pub(crate) struct Prepared {
@@ -97,6 +99,27 @@ struct RecordState {
 }
 
 impl RecordState {
+    /// A record that does not exist yet, from its first sighting.
+    fn first(p: &Prepared) -> RecordState {
+        let s = &p.s;
+        RecordState {
+            id: 0,
+            firsttime: p.first,
+            lasttime: p.last,
+            reporttime: micros(s.received_at),
+            count: s.count,
+            tags: s.tags.clone(),
+            stored_tags: Vec::new(),
+            ports: s.ports.clone(),
+            protocol: s.protocol.clone(),
+            description: s.description.clone(),
+            tlp: s.tlp,
+            claimed_confidence: s.claimed_confidence,
+            reserved: s.reserved.clone(),
+            dirty: true,
+        }
+    }
+
     /// Fold one sighting in. The aggregate does not depend on arrival order: times are
     /// min/max, sets are unions, the count a sum, TLP the most restrictive, and descriptive
     /// fields come from the most recently *observed* sighting (others only fill gaps).
@@ -134,22 +157,83 @@ struct IndicatorState {
     feeds: i64,
     sources: i64,
     reserved: Option<String>,
+    /// Stored before this request (so feed records of the value may exist).
     exists: bool,
+}
+
+/// The sightings of one value in one feed within a request.
+struct Group<'a> {
+    value: &'a str,
+    feed_id: i64,
+    members: Vec<usize>,
+    record: Option<RecordState>,
 }
 
 pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendOutcome>> {
     let now = now_micros();
-    let mut known_feeds: HashSet<i64> = HashSet::new();
-    let mut records: HashMap<(i64, String), RecordState> = HashMap::new();
-    let mut indicators: HashMap<String, IndicatorState> = HashMap::new();
-    let mut sources: HashSet<(String, i64)> = HashSet::new();
-    let mut keys: HashMap<(i64, String), i64> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(items.len());
 
+    // Every feed named must exist.
     let mut feed_exists = c.prepare_cached("SELECT 1 FROM feeds WHERE id = ?1").map_err(db_error)?;
+    let feeds: FxHashSet<i64> = items.iter().map(|p| p.s.feed_id).collect();
+    for id in feeds {
+        if feed_exists.query_row([id], |_| Ok(())).optional().map_err(db_error)?.is_none() {
+            return Err(StoreError::NotFound(format!("feed id {id}")));
+        }
+    }
+
+    // Repeated idempotency keys: against the store, and within the request.
+    enum Dup {
+        Stored(i64),
+        Earlier(usize),
+    }
+    let mut dups: FxHashMap<usize, Dup> = FxHashMap::default();
     let mut find_key = c
         .prepare_cached("SELECT record_id FROM sightings WHERE feed_id = ?1 AND idempotency_key = ?2")
         .map_err(db_error)?;
+    let mut first_with_key: FxHashMap<(i64, &str), usize> = FxHashMap::default();
+    for (i, p) in items.iter().enumerate() {
+        let Some(key) = p.s.idempotency_key.as_deref() else { continue };
+        if let Some(&earlier) = first_with_key.get(&(p.s.feed_id, key)) {
+            dups.insert(i, Dup::Earlier(earlier));
+        } else if let Some(record_id) =
+            find_key.query_row(params![p.s.feed_id, key], |r| r.get::<_, i64>(0)).optional().map_err(db_error)?
+        {
+            dups.insert(i, Dup::Stored(record_id));
+        } else {
+            first_with_key.insert((p.s.feed_id, key), i);
+        }
+    }
+
+    // Group the new sightings by (value, feed), in key order.
+    let mut group_of: Vec<usize> = vec![usize::MAX; items.len()];
+    let mut groups: Vec<Group> = Vec::new();
+    {
+        let mut index: FxHashMap<(&str, i64), usize> = FxHashMap::default();
+        for (i, p) in items.iter().enumerate() {
+            if dups.contains_key(&i) {
+                continue;
+            }
+            let g = *index.entry((p.s.value.as_str(), p.s.feed_id)).or_insert_with(|| {
+                groups.push(Group { value: &p.s.value, feed_id: p.s.feed_id, members: Vec::new(), record: None });
+                groups.len() - 1
+            });
+            groups[g].members.push(i);
+        }
+    }
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_unstable_by(|&a, &b| (groups[a].value, groups[a].feed_id).cmp(&(groups[b].value, groups[b].feed_id)));
+    for (i, &g) in order.iter().enumerate().rev() {
+        for &m in &groups[g].members {
+            group_of[m] = i;
+        }
+    }
+    let mut groups: Vec<Group> = {
+        let mut slots: Vec<Option<Group>> = groups.into_iter().map(Some).collect();
+        order.iter().map(|&g| slots[g].take().expect("each group once")).collect()
+    };
+
+    // Load the hub-wide indicators (value order), then the feed records of known values.
+    let mut indicators: FxHashMap<&str, IndicatorState> = FxHashMap::default();
     let mut find_indicator = c
         .prepare_cached("SELECT firsttime, lasttime, count, feeds, sources, reserved FROM indicators WHERE value = ?1")
         .map_err(db_error)?;
@@ -159,6 +243,66 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
              claimed_confidence, reserved FROM feed_records WHERE value = ?1 AND feed_id = ?2",
         )
         .map_err(db_error)?;
+    for g in &mut groups {
+        let first = &items[g.members[0]];
+        if !indicators.contains_key(g.value) {
+            let loaded = find_indicator
+                .query_row([g.value], |r| {
+                    Ok(IndicatorState {
+                        itype: first.s.itype.as_str(),
+                        firsttime: r.get(0)?,
+                        lasttime: r.get(1)?,
+                        count: r.get(2)?,
+                        feeds: r.get(3)?,
+                        sources: r.get(4)?,
+                        reserved: r.get(5)?,
+                        exists: true,
+                    })
+                })
+                .optional()
+                .map_err(db_error)?;
+            indicators.insert(
+                g.value,
+                loaded.unwrap_or(IndicatorState {
+                    itype: first.s.itype.as_str(),
+                    firsttime: first.first,
+                    lasttime: first.last,
+                    count: 0,
+                    feeds: 0,
+                    sources: 0,
+                    reserved: None,
+                    exists: false,
+                }),
+            );
+        }
+        // A value new to the hub has no feed record anywhere: no need to look.
+        if indicators[g.value].exists {
+            g.record = find_record
+                .query_row(params![g.value, g.feed_id], |r| {
+                    let tags: Vec<String> = super::json_list(&r.get::<_, String>(5)?)?;
+                    Ok(RecordState {
+                        id: r.get(0)?,
+                        firsttime: r.get(1)?,
+                        lasttime: r.get(2)?,
+                        reporttime: r.get(3)?,
+                        count: r.get(4)?,
+                        stored_tags: tags.clone(),
+                        tags,
+                        ports: super::json_list(&r.get::<_, String>(6)?)?,
+                        protocol: r.get(7)?,
+                        description: r.get(8)?,
+                        tlp: super::parse_tlp(&r.get::<_, String>(9)?)?,
+                        claimed_confidence: r.get(10)?,
+                        reserved: r.get(11)?,
+                        dirty: false,
+                    })
+                })
+                .optional()
+                .map_err(db_error)?;
+        }
+    }
+
+    // Merge and write the feed records (key order).
     let mut insert_record = c
         .prepare_cached(
             "INSERT INTO feed_records (feed_id, value, itype, firsttime, lasttime, reporttime, count, tags, ports, \
@@ -166,6 +310,79 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
         )
         .map_err(db_error)?;
+    let mut update_record = c
+        .prepare_cached(
+            "UPDATE feed_records SET firsttime = ?2, lasttime = ?3, reporttime = ?4, count = ?5, tags = ?6, ports = ?7, \
+             protocol = ?8, description = ?9, tlp = ?10, claimed_confidence = ?11, reserved = ?12, updated_at = ?13 \
+             WHERE id = ?1",
+        )
+        .map_err(db_error)?;
+    let mut insert_tag =
+        c.prepare_cached("INSERT OR IGNORE INTO record_tags (tag, record_id) VALUES (?1, ?2)").map_err(db_error)?;
+    for g in &mut groups {
+        let first = &items[g.members[0]];
+        let (mut record, rest) = match g.record.take() {
+            Some(r) => (r, &g.members[..]),
+            None => (RecordState::first(first), &g.members[1..]),
+        };
+        for &m in rest {
+            record.merge(&items[m]);
+        }
+        let tags_json = to_json(&record.tags);
+        let ports_json = to_json(&record.ports);
+        if record.id == 0 {
+            insert_record
+                .execute(params![
+                    g.feed_id,
+                    g.value,
+                    first.s.itype.as_str(),
+                    record.firsttime,
+                    record.lasttime,
+                    record.reporttime,
+                    record.count,
+                    tags_json,
+                    ports_json,
+                    record.protocol,
+                    record.description,
+                    record.tlp.as_str(),
+                    record.claimed_confidence,
+                    record.reserved,
+                    first.keys.addr_start,
+                    first.keys.addr_end,
+                    first.keys.host_key,
+                    now
+                ])
+                .map_err(db_error)?;
+            record.id = c.last_insert_rowid();
+            indicators.get_mut(g.value).expect("loaded above").feeds += 1;
+        } else if record.dirty {
+            update_record
+                .execute(params![
+                    record.id,
+                    record.firsttime,
+                    record.lasttime,
+                    record.reporttime,
+                    record.count,
+                    tags_json,
+                    ports_json,
+                    record.protocol,
+                    record.description,
+                    record.tlp.as_str(),
+                    record.claimed_confidence,
+                    record.reserved,
+                    now
+                ])
+                .map_err(db_error)?;
+        }
+        if record.tags.len() != record.stored_tags.len() {
+            for t in record.tags.iter().filter(|t| record.stored_tags.binary_search(t).is_err()) {
+                insert_tag.execute(params![t, record.id]).map_err(db_error)?;
+            }
+        }
+        g.record = Some(record);
+    }
+
+    // The log, in request order.
     let mut insert_sighting = c
         .prepare_cached(
             "INSERT INTO sightings (feed_id, record_id, reporter_id, itype, value, reserved, observed_at, observed_until, \
@@ -173,152 +390,27 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )
         .map_err(db_error)?;
-    let mut insert_source =
-        c.prepare_cached("INSERT OR IGNORE INTO indicator_sources (value, reporter_id) VALUES (?1, ?2)").map_err(db_error)?;
-
-    for p in &items {
+    let record_id = |i: usize| groups[group_of[i]].record.as_ref().map_or(0, |r| r.id);
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut reporters: Vec<(&str, i64)> = Vec::new();
+    for (i, p) in items.iter().enumerate() {
         let s = &p.s;
-        if !known_feeds.contains(&s.feed_id) {
-            if feed_exists.query_row([s.feed_id], |_| Ok(())).optional().map_err(db_error)?.is_none() {
-                return Err(StoreError::NotFound(format!("feed id {}", s.feed_id)));
-            }
-            known_feeds.insert(s.feed_id);
-        }
-
-        if let Some(key) = &s.idempotency_key {
-            let seen = match keys.get(&(s.feed_id, key.clone())) {
-                Some(id) => Some(*id),
-                None => find_key
-                    .query_row(params![s.feed_id, key], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map_err(db_error)?,
-            };
-            if let Some(record_id) = seen {
-                outcomes.push(AppendOutcome { seq: None, record_id, duplicate: true });
+        match dups.get(&i) {
+            Some(Dup::Stored(id)) => {
+                outcomes.push(AppendOutcome { seq: None, record_id: *id, duplicate: true });
                 continue;
             }
+            Some(Dup::Earlier(e)) => {
+                outcomes.push(AppendOutcome { seq: None, record_id: record_id(*e), duplicate: true });
+                continue;
+            }
+            None => {}
         }
-
-        // The hub-wide indicator first: when the value is new to the hub, no feed can hold it
-        // yet, which saves looking for its feed record.
-        let ind = match indicators.entry(s.value.clone()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let row = find_indicator
-                    .query_row([&s.value], |r| {
-                        Ok(IndicatorState {
-                            itype: s.itype.as_str(),
-                            firsttime: r.get(0)?,
-                            lasttime: r.get(1)?,
-                            count: r.get(2)?,
-                            feeds: r.get(3)?,
-                            sources: r.get(4)?,
-                            reserved: r.get(5)?,
-                            exists: true,
-                        })
-                    })
-                    .optional()
-                    .map_err(db_error)?;
-                e.insert(row.unwrap_or(IndicatorState {
-                    itype: s.itype.as_str(),
-                    firsttime: p.first,
-                    lasttime: p.last,
-                    count: 0,
-                    feeds: 0,
-                    sources: 0,
-                    reserved: None,
-                    exists: false,
-                }))
-            }
-        };
-
-        let record = match records.entry((s.feed_id, s.value.clone())) {
-            Entry::Occupied(e) => {
-                let r = e.into_mut();
-                r.merge(p);
-                r
-            }
-            Entry::Vacant(e) => {
-                let loaded = if ind.exists {
-                    find_record
-                        .query_row(params![s.value, s.feed_id], |r| {
-                            let tags: Vec<String> = super::json_list(&r.get::<_, String>(5)?)?;
-                            Ok(RecordState {
-                                id: r.get(0)?,
-                                firsttime: r.get(1)?,
-                                lasttime: r.get(2)?,
-                                reporttime: r.get(3)?,
-                                count: r.get(4)?,
-                                stored_tags: tags.clone(),
-                                tags,
-                                ports: super::json_list(&r.get::<_, String>(6)?)?,
-                                protocol: r.get(7)?,
-                                description: r.get(8)?,
-                                tlp: super::parse_tlp(&r.get::<_, String>(9)?)?,
-                                claimed_confidence: r.get(10)?,
-                                reserved: r.get(11)?,
-                                dirty: false,
-                            })
-                        })
-                        .optional()
-                        .map_err(db_error)?
-                } else {
-                    None
-                };
-                match loaded {
-                    Some(mut r) => {
-                        r.merge(p);
-                        e.insert(r)
-                    }
-                    None => {
-                        insert_record
-                            .execute(params![
-                                s.feed_id,
-                                s.value,
-                                s.itype.as_str(),
-                                p.first,
-                                p.last,
-                                micros(s.received_at),
-                                s.count,
-                                p.tags_json,
-                                p.ports_json,
-                                s.protocol,
-                                s.description,
-                                s.tlp.as_str(),
-                                s.claimed_confidence,
-                                s.reserved,
-                                p.keys.addr_start,
-                                p.keys.addr_end,
-                                p.keys.host_key,
-                                now
-                            ])
-                            .map_err(db_error)?;
-                        ind.feeds += 1;
-                        e.insert(RecordState {
-                            id: c.last_insert_rowid(),
-                            firsttime: p.first,
-                            lasttime: p.last,
-                            reporttime: micros(s.received_at),
-                            count: s.count,
-                            tags: s.tags.clone(),
-                            stored_tags: Vec::new(),
-                            ports: s.ports.clone(),
-                            protocol: s.protocol.clone(),
-                            description: s.description.clone(),
-                            tlp: s.tlp,
-                            claimed_confidence: s.claimed_confidence,
-                            reserved: s.reserved.clone(),
-                            dirty: false,
-                        })
-                    }
-                }
-            }
-        };
-
+        let rid = record_id(i);
         insert_sighting
             .execute(params![
                 s.feed_id,
-                record.id,
+                rid,
                 s.reporter_id,
                 s.itype.as_str(),
                 s.value,
@@ -338,67 +430,26 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                 s.idempotency_key
             ])
             .map_err(db_error)?;
-        let seq = c.last_insert_rowid();
-        if let Some(key) = &s.idempotency_key {
-            keys.insert((s.feed_id, key.clone()), record.id);
-        }
+        outcomes.push(AppendOutcome { seq: Some(c.last_insert_rowid()), record_id: rid, duplicate: false });
 
+        let ind = indicators.get_mut(s.value.as_str()).expect("loaded above");
         ind.firsttime = ind.firsttime.min(p.first);
         ind.lasttime = ind.lasttime.max(p.last);
         ind.count += s.count;
         if s.reserved.is_some() {
             ind.reserved.clone_from(&s.reserved);
         }
-        if sources.insert((s.value.clone(), s.reporter_id)) && insert_source.execute(params![s.value, s.reporter_id]).map_err(db_error)? == 1 {
-            ind.sources += 1;
-        }
-        outcomes.push(AppendOutcome { seq: Some(seq), record_id: record.id, duplicate: false });
+        reporters.push((s.value.as_str(), s.reporter_id));
     }
 
-    flush(c, records, indicators, now)?;
-    Ok(outcomes)
-}
-
-/// Write back the aggregates touched by a request.
-fn flush(
-    c: &Connection,
-    records: HashMap<(i64, String), RecordState>,
-    indicators: HashMap<String, IndicatorState>,
-    now: i64,
-) -> Result<()> {
-    let mut update_record = c
-        .prepare_cached(
-            "UPDATE feed_records SET firsttime = ?2, lasttime = ?3, reporttime = ?4, count = ?5, tags = ?6, ports = ?7, \
-             protocol = ?8, description = ?9, tlp = ?10, claimed_confidence = ?11, reserved = ?12, updated_at = ?13 \
-             WHERE id = ?1",
-        )
-        .map_err(db_error)?;
-    let mut insert_tag =
-        c.prepare_cached("INSERT OR IGNORE INTO record_tags (tag, record_id) VALUES (?1, ?2)").map_err(db_error)?;
-    for r in records.values() {
-        if r.dirty {
-            update_record
-                .execute(params![
-                    r.id,
-                    r.firsttime,
-                    r.lasttime,
-                    r.reporttime,
-                    r.count,
-                    to_json(&r.tags),
-                    to_json(&r.ports),
-                    r.protocol,
-                    r.description,
-                    r.tlp.as_str(),
-                    r.claimed_confidence,
-                    r.reserved,
-                    now
-                ])
-                .map_err(db_error)?;
-        }
-        if r.tags.len() != r.stored_tags.len() {
-            for t in r.tags.iter().filter(|t| r.stored_tags.binary_search(t).is_err()) {
-                insert_tag.execute(params![t, r.id]).map_err(db_error)?;
-            }
+    // Distinct reporters per value (key order).
+    reporters.sort_unstable();
+    reporters.dedup();
+    let mut insert_source =
+        c.prepare_cached("INSERT OR IGNORE INTO indicator_sources (value, reporter_id) VALUES (?1, ?2)").map_err(db_error)?;
+    for (value, reporter) in reporters {
+        if insert_source.execute(params![value, reporter]).map_err(db_error)? == 1 {
+            indicators.get_mut(value).expect("loaded above").sources += 1;
         }
     }
 
@@ -410,10 +461,12 @@ fn flush(
              count = excluded.count, feeds = excluded.feeds, sources = excluded.sources, reserved = excluded.reserved",
         )
         .map_err(db_error)?;
-    for (value, i) in &indicators {
+    let mut values: Vec<(&str, &IndicatorState)> = indicators.iter().map(|(v, i)| (*v, i)).collect();
+    values.sort_unstable_by_key(|(v, _)| *v);
+    for (value, i) in values {
         upsert_indicator
             .execute(params![value, i.itype, i.firsttime, i.lasttime, i.count, i.feeds, i.sources, i.reserved])
             .map_err(db_error)?;
     }
-    Ok(())
+    Ok(outcomes)
 }

@@ -17,6 +17,7 @@
 
 mod accounts;
 mod append;
+mod checkpoint;
 pub(crate) mod keys;
 mod read;
 mod writer;
@@ -81,6 +82,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     inner: Arc<Inner>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 struct Inner {
@@ -108,6 +110,7 @@ impl SqliteStore {
             .name("apiary-store-writer".into())
             .spawn(move || writer::run(conn, rx))
             .map_err(|e| StoreError::Internal(format!("cannot start the store writer: {e}")))?;
+        let checkpointer = checkpoint::Checkpointer::start(&path, &opts)?;
         let readers = opts.readers.max(1);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -118,6 +121,7 @@ impl SqliteStore {
                 reader_slots: Semaphore::new(readers),
             }),
             writer_thread: Some(writer_thread),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -135,7 +139,7 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let queue = self.inner.queue.as_ref().ok_or_else(|| StoreError::Internal("store is closed".into()))?;
-        let (job, reply) = writer::FnJob::new(work);
+        let (job, reply) = writer::FnJob::boxed(work);
         let request = writer::Request { job, weight };
         if wait_for_slot {
             match tokio::time::timeout(self.inner.opts.busy_timeout, queue.send(request)).await {
@@ -193,6 +197,7 @@ impl Drop for SqliteStore {
         if let Some(t) = self.writer_thread.take() {
             let _ = t.join();
         }
+        self.checkpointer.take();
     }
 }
 
@@ -208,9 +213,13 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
+    // Checkpoints run on their own thread (see `checkpoint`); the writer checkpoints itself
+    // only if the WAL grows past this many pages (a checkpointer that cannot keep up).
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA cache_size=-{}; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;",
-        opts.writer_cache_kib
+        "PRAGMA synchronous={sync}; PRAGMA cache_size=-{}; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF; \
+         PRAGMA wal_autocheckpoint={};",
+        opts.writer_cache_kib,
+        checkpoint::WRITER_FALLBACK_PAGES
     ))
     .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(64);

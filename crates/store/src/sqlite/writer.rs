@@ -8,6 +8,7 @@
 
 use crate::{Result, StoreError};
 use rusqlite::Connection;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Work for the writer. `run` does the database work (inside a savepoint) and reports whether
@@ -35,7 +36,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    pub fn new(work: F) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
+    pub fn boxed(work: F) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
         let (reply, rx) = oneshot::channel();
         (Box::new(FnJob { work: Some(work), result: None, reply }), rx)
     }
@@ -68,20 +69,40 @@ where
 /// a queued single append bounded while a bulk import is running.
 const MAX_GROUP_WEIGHT: usize = 50_000;
 
+/// Longest a group waits for more requests before it commits (see [`run`]).
+const MAX_GATHER_DELAY: Duration = Duration::from_micros(1500);
+
 /// The writer loop; returns when every sender is gone and the queue is drained.
+///
+/// Callers send their next request only after the reply to the previous one, so right after
+/// a commit the queue holds just the few requests that came in during it, while the rest of
+/// the callers are about to send. Committing at once would alternate small and large groups,
+/// each paying a full WAL sync; instead, when the last group was larger than what is queued,
+/// the writer gathers for up to [`MAX_GATHER_DELAY`] until it holds as many again.
 pub(crate) fn run(conn: Connection, mut rx: mpsc::Receiver<Request>) {
+    let mut last_group = 1usize;
     while let Some(first) = rx.blocking_recv() {
         let mut weight = first.weight;
         let mut group = vec![first];
-        while weight < MAX_GROUP_WEIGHT {
+        let gather_until = Instant::now() + MAX_GATHER_DELAY;
+        loop {
             match rx.try_recv() {
                 Ok(req) => {
                     weight += req.weight;
                     group.push(req);
+                    if weight >= MAX_GROUP_WEIGHT {
+                        break;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty)
+                    if group.len() < last_group && weight < MAX_GROUP_WEIGHT / 10 && Instant::now() < gather_until =>
+                {
+                    std::thread::sleep(Duration::from_micros(50));
                 }
                 Err(_) => break,
             }
         }
+        last_group = group.len();
         commit_group(&conn, group);
     }
 }
