@@ -153,6 +153,14 @@ def test_cowrie_session_lands_in_feed(hub, cowrie):
     # Cowrie 3.1.4's csirtg-indicator 3.x sends its own confidence (3.0): kept as the publisher's claim.
     assert rec["claimed_confidence"] == pytest.approx(3.0), rec
 
+    # The sighting keeps what Cowrie sent that the hub has no column for, and its TLP.
+    r = hub.api("GET", "/api/v1/indicators/127.0.0.1", cowrie.token)
+    assert r.status_code == 200, r.text
+    sightings = [s for s in r.json()["sightings"] if s["feed"] == f"{HUB_USER}/{FEED}"]
+    assert len(sightings) == 1, sightings
+    assert {"uuid", "group"} <= set(sightings[0]["extra"]), sightings[0]
+    assert sightings[0]["tlp"] == "amber"
+
     # Cowrie logged the location the hub answered with, and that location is the indicator.
     deadline = time.monotonic() + 10
     m = None

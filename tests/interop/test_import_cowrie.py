@@ -34,6 +34,20 @@ def attackers(logs) -> dict[str, int]:
     return {ip: len(s) for ip, s in sessions.items()}
 
 
+@pytest.fixture(scope="module")
+def events(logs) -> dict[str, int]:
+    """Counts read straight from the files: JSON lines, and sessions (connect events)."""
+    lines = sessions = 0
+    for f in logs:
+        for line in f.read_text(errors="replace").splitlines():
+            if not line.strip():
+                continue
+            lines += 1
+            if json.loads(line).get("eventid") == "cowrie.session.connect":
+                sessions += 1
+    return {"lines": lines, "sessions": sessions}
+
+
 def _addresses(records: list[dict]) -> dict[str, dict]:
     return {r["indicator"]: r for r in records if r["itype"] in ("ipv4", "ipv6")}
 
@@ -60,12 +74,16 @@ def _search_json(hub, token: str, value: str) -> list[dict]:
     return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
 
-def test_import_offline_while_serving_then_search(hub, logs, attackers):
+def test_import_offline_while_serving_then_search(hub, logs, attackers, events):
     token = hub.add_user("ops")
     p = hub.cli("import", "cowrie", "--feed", "ops/cowrie-real", "--data", str(hub.data), "--json",
                 *map(str, logs))
     summary = _json_summary(p.stdout)
     assert summary, f"no JSON summary from --json:\n{p.stdout}"
+    assert summary["events"] == events["lines"], summary
+    assert summary["sessions"] == events["sessions"], summary
+    assert summary["lines_rejected"] == 0, summary["problems"]
+    assert summary["stored"] == summary["sightings"] > 0, summary
 
     # Queryable at once through the running hub: every attacker address is in the feed.
     stored = _addresses(hub.feed_records("ops/cowrie-real", token))
@@ -85,7 +103,10 @@ def test_import_offline_while_serving_then_search(hub, logs, attackers):
 
     # Importing the same files again counts nothing twice.
     before = {ip: r["count"] for ip, r in stored.items()}
-    hub.cli("import", "cowrie", "--feed", "ops/cowrie-real", "--data", str(hub.data), *map(str, logs))
+    p = hub.cli("import", "cowrie", "--feed", "ops/cowrie-real", "--data", str(hub.data), "--json",
+                *map(str, logs))
+    again = _json_summary(p.stdout)
+    assert again["stored"] == 0 and again["duplicates"] == summary["sightings"], again
     after = {ip: r["count"] for ip, r in _addresses(hub.feed_records("ops/cowrie-real", token)).items()}
     assert after == before
 
