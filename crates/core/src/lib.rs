@@ -7,6 +7,7 @@
 mod addr;
 pub mod allowlist;
 pub mod error;
+pub mod export;
 mod host;
 pub mod indicator;
 pub mod itype;
