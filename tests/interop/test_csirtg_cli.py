@@ -73,7 +73,8 @@ def test_indicator_create_with_tags(module_hub, clients_venv, alice):
     module_hub.create_feed(f"{USER}/ssh-scanners")
     p = csirtg(module_hub, clients_venv, alice, "--user", USER, "--feed", "ssh-scanners",
                "--indicator-new", "198.51.100.23", "--tags", "scanner,ssh",
-               "--portlist", "22", "--protocol", "tcp", "--comment", "seen on sensor a")
+               "--portlist", "22", "--protocol", "tcp", "--comment", "seen on sensor a",
+               "--firsttime", "2021-05-23T15:12:53Z", "--lasttime", "2021-05-24T09:00:00Z")
     rows = parse_table(p.stdout)
     assert len(rows) == 1, f"expected one indicator row, got:\n{p.stdout}\n{p.stderr}"
     assert rows[0]["indicator"] == "198.51.100.23"
@@ -87,6 +88,15 @@ def test_indicator_create_with_tags(module_hub, clients_venv, alice):
     assert rec["count"] == 1
     assert rec["protocol"] == "tcp"
     assert "22" in str(rec["portlist"])
+    # The publisher's own times (csirtg-indicator 1.x sends firsttime/lasttime) are kept.
+    assert rec["firsttime"].startswith("2021-05-23T15:12:53"), rec
+    assert rec["lasttime"].startswith("2021-05-24T09:00:00"), rec
+
+    # The comment has no column: it stays with the sighting.
+    r = module_hub.api("GET", "/api/v1/indicators/198.51.100.23", alice)
+    assert r.status_code == 200, r.text
+    sightings = [s for s in r.json()["sightings"] if s["feed"] == f"{USER}/ssh-scanners"]
+    assert [s["extra"].get("comment") for s in sightings] == ["seen on sensor a"], sightings
 
 
 def test_indicator_create_fqdn_and_url(module_hub, clients_venv, alice):
