@@ -63,9 +63,37 @@ async fn schema_version_is_tracked_and_reopen_is_idempotent() {
     drop(store);
     let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
     let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, 1);
+    assert_eq!(v, 2);
     let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_migrated_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO users (id, name, admin, created_at) VALUES (1, 'alice', 0, 0), (2, 'bob', 0, 0);
+             INSERT INTO feeds (id, owner_id, name, visibility, created_at, updated_at) VALUES (1, 1, 'hp', 'public', 0, 0);
+             INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources)
+                 VALUES ('192.0.2.1', 'ipv4', 0, 0, 2, 1, 2);
+             INSERT INTO feed_records (id, feed_id, value, itype, firsttime, lasttime, reporttime, count, tags, ports,
+                 tlp, created_at, updated_at) VALUES (1, 1, '192.0.2.1', 'ipv4', 0, 0, 0, 2, '[]', '[]', 'green', 0, 0);
+             INSERT INTO indicator_sources (value, reporter_id) VALUES ('192.0.2.1', 2), ('192.0.2.1', 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.get_indicator("192.0.2.1").await.unwrap().unwrap().sources, 2);
+    let alice = store.get_user("alice").await.unwrap().unwrap();
+    let feed = store.get_feed("alice", "hp").await.unwrap().unwrap();
+    // A known reporter adds no source; the migrated reporter list is in use.
+    store.append_sightings(vec![sighting(&feed, &alice, "192.0.2.1")]).await.unwrap();
+    let sum = store.get_indicator("192.0.2.1").await.unwrap().unwrap();
+    assert_eq!((sum.sources, sum.count, sum.feeds), (2, 3, 1));
 }
 
 #[tokio::test]

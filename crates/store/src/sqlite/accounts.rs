@@ -306,10 +306,6 @@ pub(crate) fn delete_feed(c: &Connection, owner: &str, name: &str) -> Result<()>
          DELETE FROM feed_records WHERE feed_id = {id};
          DELETE FROM feed_grants WHERE feed_id = {id};
          DELETE FROM feeds WHERE id = {id};
-         DELETE FROM indicator_sources WHERE value IN (SELECT value FROM temp.gone_values);
-         INSERT INTO indicator_sources (value, reporter_id)
-             SELECT DISTINCT r.value, s.reporter_id FROM feed_records r JOIN sightings s ON s.record_id = r.id
-             WHERE r.value IN (SELECT value FROM temp.gone_values);
          DELETE FROM indicators WHERE value IN (SELECT value FROM temp.gone_values)
              AND NOT EXISTS (SELECT 1 FROM feed_records r WHERE r.value = indicators.value);
          UPDATE indicators SET
@@ -317,7 +313,11 @@ pub(crate) fn delete_feed(c: &Connection, owner: &str, name: &str) -> Result<()>
              lasttime = (SELECT max(lasttime) FROM feed_records r WHERE r.value = indicators.value),
              count = (SELECT sum(count) FROM feed_records r WHERE r.value = indicators.value),
              feeds = (SELECT count(*) FROM feed_records r WHERE r.value = indicators.value),
-             sources = (SELECT count(*) FROM indicator_sources s WHERE s.value = indicators.value)
+             reporters = (SELECT coalesce(json_group_array(reporter_id), '[]') FROM (
+                 SELECT DISTINCT s.reporter_id FROM feed_records r JOIN sightings s ON s.record_id = r.id
+                 WHERE r.value = indicators.value ORDER BY 1)),
+             sources = (SELECT count(DISTINCT s.reporter_id) FROM feed_records r JOIN sightings s ON s.record_id = r.id
+                 WHERE r.value = indicators.value)
              WHERE value IN (SELECT value FROM temp.gone_values);
          DELETE FROM temp.gone_values;"
     ))

@@ -155,7 +155,8 @@ struct IndicatorState {
     lasttime: i64,
     count: i64,
     feeds: i64,
-    sources: i64,
+    /// Distinct reporters (user ids), sorted.
+    reporters: Vec<i64>,
     reserved: Option<String>,
     /// Stored before this request (so feed records of the value may exist).
     exists: bool,
@@ -235,7 +236,7 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
     // Load the hub-wide indicators (value order), then the feed records of known values.
     let mut indicators: FxHashMap<&str, IndicatorState> = FxHashMap::default();
     let mut find_indicator = c
-        .prepare_cached("SELECT firsttime, lasttime, count, feeds, sources, reserved FROM indicators WHERE value = ?1")
+        .prepare_cached("SELECT firsttime, lasttime, count, feeds, reporters, reserved FROM indicators WHERE value = ?1")
         .map_err(db_error)?;
     let mut find_record = c
         .prepare_cached(
@@ -254,7 +255,7 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                         lasttime: r.get(1)?,
                         count: r.get(2)?,
                         feeds: r.get(3)?,
-                        sources: r.get(4)?,
+                        reporters: super::json_list(&r.get::<_, String>(4)?)?,
                         reserved: r.get(5)?,
                         exists: true,
                     })
@@ -269,7 +270,7 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                     lasttime: first.last,
                     count: 0,
                     feeds: 0,
-                    sources: 0,
+                    reporters: Vec::new(),
                     reserved: None,
                     exists: false,
                 }),
@@ -392,7 +393,6 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
         .map_err(db_error)?;
     let record_id = |i: usize| groups[group_of[i]].record.as_ref().map_or(0, |r| r.id);
     let mut outcomes = Vec::with_capacity(items.len());
-    let mut reporters: Vec<(&str, i64)> = Vec::new();
     for (i, p) in items.iter().enumerate() {
         let s = &p.s;
         match dups.get(&i) {
@@ -439,33 +439,33 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
         if s.reserved.is_some() {
             ind.reserved.clone_from(&s.reserved);
         }
-        reporters.push((s.value.as_str(), s.reporter_id));
-    }
-
-    // Distinct reporters per value (key order).
-    reporters.sort_unstable();
-    reporters.dedup();
-    let mut insert_source =
-        c.prepare_cached("INSERT OR IGNORE INTO indicator_sources (value, reporter_id) VALUES (?1, ?2)").map_err(db_error)?;
-    for (value, reporter) in reporters {
-        if insert_source.execute(params![value, reporter]).map_err(db_error)? == 1 {
-            indicators.get_mut(value).expect("loaded above").sources += 1;
-        }
+        union(&mut ind.reporters, &[s.reporter_id]);
     }
 
     let mut upsert_indicator = c
         .prepare_cached(
-            "INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources, reserved) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+            "INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources, reserved, reporters) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (value) DO UPDATE SET firsttime = excluded.firsttime, lasttime = excluded.lasttime, \
-             count = excluded.count, feeds = excluded.feeds, sources = excluded.sources, reserved = excluded.reserved",
+             count = excluded.count, feeds = excluded.feeds, sources = excluded.sources, reserved = excluded.reserved, \
+             reporters = excluded.reporters",
         )
         .map_err(db_error)?;
     let mut values: Vec<(&str, &IndicatorState)> = indicators.iter().map(|(v, i)| (*v, i)).collect();
     values.sort_unstable_by_key(|(v, _)| *v);
     for (value, i) in values {
         upsert_indicator
-            .execute(params![value, i.itype, i.firsttime, i.lasttime, i.count, i.feeds, i.sources, i.reserved])
+            .execute(params![
+                value,
+                i.itype,
+                i.firsttime,
+                i.lasttime,
+                i.count,
+                i.feeds,
+                i.reporters.len() as i64,
+                i.reserved,
+                to_json(&i.reporters)
+            ])
             .map_err(db_error)?;
     }
     Ok(outcomes)

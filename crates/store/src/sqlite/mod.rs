@@ -34,7 +34,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 /// The schema versions, in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_indicator_reporters.sql"),
+];
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "apiary.db";
