@@ -11,6 +11,7 @@
 //! - [`cowrie`]: Cowrie's JSON log, assembled into sessions, then into reports.
 
 pub mod cowrie;
+pub mod feeds;
 pub mod lines;
 pub mod report;
 
