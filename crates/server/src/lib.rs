@@ -14,11 +14,13 @@ pub mod api;
 pub mod auth;
 pub mod csirtg;
 pub mod error;
+pub mod export;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod paths;
+pub mod taxii;
 pub mod views;
 
 use std::future::Future;
@@ -131,6 +133,7 @@ pub fn app(state: AppState) -> Router {
     let guarded = Router::new()
         .merge(api::routes())
         .merge(csirtg::routes())
+        .merge(export::routes())
         .fallback(error::no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let routes = Router::new()
@@ -140,8 +143,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .with_state(state);
-    Router::new().fallback_service(paths::collapse_slashes(routes))
+        .with_state(state.clone());
+    Router::new().merge(taxii::routes(state)).fallback_service(paths::collapse_slashes(routes))
 }
 
 /// Run the hub until `shutdown` resolves, then finish in-flight requests and return.

@@ -118,6 +118,7 @@ pub trait Format: Send {
 }
 
 /// A registered format: its name, what it is for, and how to start one.
+#[derive(Debug)]
 pub struct FormatSpec {
     /// The name in the API (`format=`) and the CLI (`--format`).
     pub name: &'static str,
