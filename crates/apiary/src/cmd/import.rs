@@ -33,6 +33,8 @@ pub struct ImportArgs {
 pub enum ImportKind {
     /// Import Cowrie JSON logs (cowrie.json, cowrie.json.YYYY-MM-DD, T-Pot's cowrie logs).
     Cowrie(CowrieArgs),
+    /// Import feed files (blocklists, abuse.ch CSVs, Spamhaus DROP, CSV, JSON lines, STIX, MISP).
+    Feed(super::import_feed::FeedArgs),
 }
 
 /// Import Cowrie JSON logs into a feed.
@@ -101,28 +103,34 @@ pub struct CowrieArgs {
 pub fn run(a: ImportArgs) -> anyhow::Result<ExitCode> {
     match a.kind {
         ImportKind::Cowrie(c) => run_cowrie(c),
+        ImportKind::Feed(f) => super::import_feed::run(f),
     }
 }
 
 /// Where the sightings go.
-enum Target {
+pub(super) enum Target {
     Data(PathBuf),
     Hub { url: String, token: Option<String> },
 }
 
 /// Flags given on the command line beat the environment; `--hub` and `--data` together is an error.
 fn target(a: &CowrieArgs) -> anyhow::Result<Target> {
+    resolve_target(&a.hub, &a.data, &a.token)
+}
+
+/// [`target`] for any import command's `--hub`, `--data` and `--token`.
+pub(super) fn resolve_target(hub: &Option<String>, data: &Option<PathBuf>, token: &Option<String>) -> anyhow::Result<Target> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let hub = match (&a.hub, &a.data) {
+    let hub = match (hub, data) {
         (Some(_), Some(_)) => bail!("give either --data (import offline) or --hub (import through a hub), not both"),
         (Some(h), None) => Some(h.clone()),
         (None, Some(_)) => None,
         (None, None) => env("APIARY_HUB"),
     };
     Ok(match hub {
-        Some(url) => Target::Hub { url, token: a.token.clone() },
+        Some(url) => Target::Hub { url, token: token.clone() },
         None => Target::Data(
-            a.data.clone().or_else(|| env("APIARY_DATA").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("./apiary-data")),
+            data.clone().or_else(|| env("APIARY_DATA").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("./apiary-data")),
         ),
     })
 }
@@ -210,7 +218,7 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
             let data = DataDir { dir };
             let store = data.open()?;
             let rt = super::admin::runtime()?;
-            let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, &mut summary))?;
+            let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, COWRIE_FEED, &mut summary))?;
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
             let reader = spawn_reader(a.files.clone(), read_opts, batch, progress.clone(), move |b| tx.blocking_send(b).is_ok());
             let written = rt.block_on(async {
@@ -235,7 +243,7 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
             let post_size = batch.min(2_000);
             'outer: for b in rx.iter() {
                 for chunk in b.chunks(post_size) {
-                    if let Err(e) = post(&hub, &owner, &feed, chunk, &mut w, &mut summary, a.show_problems) {
+                    if let Err(e) = post(&hub, &owner, &feed, COWRIE_FEED, chunk, &mut w, &mut summary, a.show_problems) {
                         w.error = Some(e.to_string());
                         break 'outer;
                     }
@@ -369,14 +377,23 @@ fn spawn_reader(
 }
 
 #[derive(Default)]
-struct Written {
-    stored: u64,
-    duplicates: u64,
-    error: Option<String>,
+pub(super) struct Written {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub error: Option<String>,
 }
 
+/// The description a feed gets when a Cowrie import creates it.
+const COWRIE_FEED: &str = "Imported from Cowrie honeypot logs";
+
 /// Find the feed, creating it (and its owner) if missing. Returns (feed id, reporter id).
-async fn ensure_feed(store: &SqliteStore, owner: &str, name: &str, summary: &mut Summary) -> anyhow::Result<(i64, i64)> {
+pub(super) async fn ensure_feed(
+    store: &SqliteStore,
+    owner: &str,
+    name: &str,
+    description: &str,
+    summary: &mut Summary,
+) -> anyhow::Result<(i64, i64)> {
     let user = match store.get_user(owner).await? {
         Some(u) => u,
         None => match store.create_user(owner, false).await {
@@ -395,7 +412,7 @@ async fn ensure_feed(store: &SqliteStore, owner: &str, name: &str, summary: &mut
             let new = NewFeed {
                 owner: owner.to_owned(),
                 name: name.to_owned(),
-                description: Some("Imported from Cowrie honeypot logs".to_owned()),
+                description: Some(description.to_owned()),
                 ..NewFeed::default()
             };
             match store.create_feed(new).await {
@@ -412,6 +429,8 @@ async fn ensure_feed(store: &SqliteStore, owner: &str, name: &str, summary: &mut
 }
 
 fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<Utc>) -> NewSighting {
+    // A TLP the source gave (a feed file's marking) is kept in `extra`, as the hub reads it.
+    let tlp = r.extra.get("tlp").and_then(Value::as_str).and_then(Tlp::parse).unwrap_or_default();
     NewSighting {
         feed_id,
         reporter_id,
@@ -425,7 +444,7 @@ fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<
         ports: r.port.into_iter().collect(),
         protocol: r.protocol,
         description: r.description,
-        tlp: Tlp::default(),
+        tlp,
         claimed_confidence: None,
         sensor: r.sensor,
         count: r.count,
@@ -434,7 +453,7 @@ fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<
     }
 }
 
-async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64, w: &mut Written) -> Result<(), StoreError> {
+pub(super) async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64, w: &mut Written) -> Result<(), StoreError> {
     let now = Utc::now();
     let sightings: Vec<NewSighting> = batch.into_iter().map(|r| to_sighting(r, feed_id, reporter_id, now)).collect();
     let outcomes = store.append_sightings(sightings).await?;
@@ -480,10 +499,12 @@ fn to_item(r: &Report) -> Value {
 }
 
 /// POST one chunk, creating the feed on 404, waiting on 429/503, halving on 413.
-fn post(
+#[allow(clippy::too_many_arguments)]
+pub(super) fn post(
     hub: &Hub,
     owner: &str,
     feed: &str,
+    description: &str,
     chunk: &[Report],
     w: &mut Written,
     summary: &mut Summary,
@@ -503,7 +524,7 @@ fn post(
                 return Ok(());
             }
             Err(HubError::Status { status: 404, .. }) if !summary.created_feed && attempt <= 2 => {
-                match hub.create_feed(owner, feed, Some("Imported from Cowrie honeypot logs")) {
+                match hub.create_feed(owner, feed, Some(description)) {
                     Ok(_) => summary.created_feed = true,
                     Err(HubError::Status { status: 409, .. }) => {}
                     Err(e) => bail!("feed {owner}/{feed} does not exist on {} and cannot be created: {e}", hub.base()),
@@ -511,8 +532,8 @@ fn post(
             }
             Err(HubError::Status { status: 413, .. }) if chunk.len() > 1 => {
                 let (a, b) = chunk.split_at(chunk.len() / 2);
-                post(hub, owner, feed, a, w, summary, max_problems)?;
-                return post(hub, owner, feed, b, w, summary, max_problems);
+                post(hub, owner, feed, description, a, w, summary, max_problems)?;
+                return post(hub, owner, feed, description, b, w, summary, max_problems);
             }
             Err(HubError::Status { status: 429 | 502 | 503 | 504, retry_after, .. }) if attempt <= 20 => {
                 let wait = retry_after.map(Duration::from_secs).unwrap_or(Duration::from_millis(250 << attempt.min(5)));

@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod client;
+pub mod export;
 pub mod import;
+pub mod import_feed;
 pub mod parse;
 pub mod serve;
 
@@ -39,8 +41,10 @@ pub enum Command {
     Publish(client::PublishArgs),
     /// Search a hub for a value.
     Search(client::SearchArgs),
-    /// Import data in bulk (Cowrie logs, ...).
+    /// Import data in bulk (Cowrie logs, feed files, ...).
     Import(import::ImportArgs),
+    /// Fetch a feed URL (once or on a schedule, ETag aware) and import what changed.
+    Pull(import_feed::PullArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -54,6 +58,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Publish(a) => client::run_publish(a),
         Command::Search(a) => client::run_search(a),
         Command::Import(a) => import::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Pull(a) => import_feed::run_pull(a),
     };
     match result {
         Ok(code) => code,

@@ -241,6 +241,12 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Hex SHA-256 of a downloaded feed, to tell a changed file from the same one served again.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// How [`FeedReader`] reads.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
