@@ -9,9 +9,11 @@
 //! - [`lines`]: a byte-oriented line reader (invalid UTF-8 is decoded lossily, a half line at the
 //!   end of a file being written is left for later).
 //! - [`cowrie`]: Cowrie's JSON log, assembled into sessions, then into reports.
+//! - [`hpfeeds`]: the hpfeeds wire codec, and Cowrie's `cowrie.sessions` messages read as sessions.
 
 pub mod cowrie;
 pub mod feeds;
+pub mod hpfeeds;
 pub mod lines;
 pub mod report;
 
