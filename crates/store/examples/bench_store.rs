@@ -37,7 +37,7 @@ fn parse_args() -> Args {
         clients: 32,
         seconds: 10,
         lookups: 20_000,
-        durability: Durability::Full,
+        durability: Durability::Normal,
         dir: None,
     };
     let mut it = std::env::args().skip(1);
@@ -50,11 +50,8 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = value().parse().expect("--seconds S"),
             "--lookups" => a.lookups = value().parse().expect("--lookups N"),
             "--durability" => {
-                a.durability = match value().as_str() {
-                    "full" => Durability::Full,
-                    "normal" => Durability::Normal,
-                    other => panic!("--durability full|normal, not {other}"),
-                }
+                let v = value();
+                a.durability = Durability::parse(&v).unwrap_or_else(|| panic!("--durability full|normal, not {v}"))
             }
             "--dir" => a.dir = Some(value().into()),
             other => panic!("unknown argument {other}; see the doc comment of bench_store.rs"),
@@ -96,6 +93,17 @@ fn sighting(feed: &Feed, user: &User, value: String, i: u64) -> NewSighting {
     }
 }
 
+/// CPU time (user + system) this process has used, from /proc (Linux); zero elsewhere.
+/// The machine may be shared: sightings per CPU-second says what the store costs whatever
+/// else is running.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<f64> = after.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -106,6 +114,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 async fn bulk(store: &SqliteStore, feed: &Feed, user: &User, label: &str, n: usize, batch: usize, value: impl Fn(u64) -> String) {
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let mut i = 0u64;
     while (i as usize) < n {
         let size = batch.min(n - i as usize);
@@ -114,7 +123,12 @@ async fn bulk(store: &SqliteStore, feed: &Feed, user: &User, label: &str, n: usi
         i += size as u64;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("bulk {label}: {n} sightings in {secs:.2} s = {:.0} sightings/s", n as f64 / secs);
+    let cpu = cpu_seconds() - cpu;
+    println!(
+        "bulk {label}: {n} sightings in {secs:.2} s = {:.0} sightings/s (CPU {cpu:.2} s = {:.0} sightings per CPU-second)",
+        n as f64 / secs,
+        n as f64 / cpu.max(0.01)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -162,6 +176,7 @@ async fn main() {
         }));
     }
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let mut lat = Vec::new();
     let mut busy = 0;
     for t in tasks {
@@ -170,9 +185,10 @@ async fn main() {
         busy += b;
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
     lat.sort();
     println!(
-        "concurrent single appends ({} clients): {} in {secs:.1} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, busy {busy}",
+        "concurrent single appends ({} clients): {} in {secs:.1} s = {:.0}/s (CPU {cpu:.1} s), p50 {:.2} ms, p99 {:.2} ms, busy {busy}",
         args.clients,
         lat.len(),
         lat.len() as f64 / secs,

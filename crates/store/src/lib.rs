@@ -2,7 +2,9 @@
 //!
 //! [`Store`] is the one interface the server and the CLI use; [`sqlite::SqliteStore`] is the
 //! embedded default (a PostgreSQL implementation comes with the scale-out work). Every write
-//! returns only after it is durable: a 2xx or an acked frame never loses data on a crash.
+//! returns only after it is committed: a 2xx or an acked frame never loses data when the
+//! process crashes (and, with `sqlite::Durability::Full`, not on a power loss either).
+//! [`conformance`] holds the behaviour every implementation must show.
 
 pub mod conformance;
 pub mod model;

@@ -259,7 +259,7 @@ async fn crash_child_appends_until_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_after_a_reply_loses_nothing() {
-    // The weaker setting (NORMAL) is the one whose process-crash safety needs showing.
+    // NORMAL (the default) is the setting whose process-crash safety needs showing.
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child_appends_until_killed", "--ignored", "--nocapture", "--test-threads=1"])

@@ -4,11 +4,15 @@
 //!   feeds, sightings) is a request on a bounded queue; the writer commits whatever is queued
 //!   as one transaction (group commit) and answers each request after `COMMIT`. A full queue is
 //!   [`StoreError::Busy`] at once (the server's 429), never an unbounded wait.
-//! - **Durability.** `synchronous=FULL` by default: the WAL is synced before a request is
-//!   answered, so a reply survives a process crash *and* a power loss; group commit shares the
-//!   sync between all requests of a group. [`Durability::Normal`] skips that sync: still safe
-//!   against a process crash (`kill -9`; the committed frames are in the OS page cache and reach
-//!   the file), but a power loss may drop the last commits.
+//! - **Durability.** A request is answered only after its transaction's `COMMIT` has
+//!   written it to the WAL file. The default, [`Durability::Normal`] (`synchronous=NORMAL`),
+//!   does not wait for the WAL to reach the disk: the committed frames are in the kernel's page
+//!   cache, so a crash of the process (`kill -9`, a panic, an OOM kill) loses nothing that was
+//!   answered (tested in `tests/sqlite.rs`); only a kernel crash or power loss can drop the
+//!   last commits, and even then the database stays consistent. [`Durability::Full`]
+//!   (`synchronous=FULL`) syncs the WAL on every commit and survives a power loss too; group
+//!   commit shares each sync among all queued requests, but a sync costs ~6 ms on the
+//!   virtual disks this was measured on, which caps 32 single-request clients near 3,500/s.
 //! - **Readers.** A small pool of read-only connections used from `spawn_blocking`. Nothing
 //!   (users, tokens, feeds) is cached in memory, so an admin command run by another process on
 //!   the same directory is seen by the next request.
@@ -42,14 +46,26 @@ const MIGRATIONS: &[&str] = &[
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "apiary.db";
 
-/// When a write counts as done.
+/// When a write counts as done (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Sync the WAL on every commit (`synchronous=FULL`): survives process crash and power loss.
-    #[default]
     Full,
-    /// No sync on commit (`synchronous=NORMAL`): survives a process crash, not a power loss.
+    /// Write the WAL on commit, sync it at checkpoints (`synchronous=NORMAL`): survives a
+    /// process crash; a power loss may drop the last commits (never corrupts).
+    #[default]
     Normal,
+}
+
+impl Durability {
+    /// `normal` or `full` (a configuration value).
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "normal" => Some(Durability::Normal),
+            "full" => Some(Durability::Full),
+            _ => None,
+        }
+    }
 }
 
 /// Tuning for [`SqliteStore::open_with`]. The defaults suit a hub on a small machine.
@@ -74,7 +90,7 @@ impl Default for SqliteOptions {
             queue_capacity: 4096,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
-            durability: Durability::Full,
+            durability: Durability::Normal,
             writer_cache_kib: 64 * 1024,
             reader_cache_kib: 16 * 1024,
         }
