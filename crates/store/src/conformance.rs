@@ -6,7 +6,7 @@
 //! returns a guard to keep alive (a temp dir) and the store.
 
 use crate::model::*;
-use crate::{Store, StoreError};
+use crate::{NewHpfeedsIdent, Store, StoreError};
 use apiary_core::IType;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
@@ -39,6 +39,8 @@ macro_rules! conformance_tests {
             private_feeds_are_never_visible_to_others,
             deleting_a_feed_removes_its_records,
             stats_count_everything,
+            hpfeeds_idents_are_stored_replaced_and_removed,
+            hpfeeds_idents_are_checked,
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {
@@ -761,4 +763,63 @@ pub async fn stats_count_everything(s: &dyn Store) {
     let st = s.stats().await.unwrap();
     assert_eq!((st.users, st.feeds, st.sightings, st.records), (2, 3, 17, 17));
     assert_eq!(st.indicators, 16, "198.51.100.7 is in two feeds");
+}
+
+pub async fn hpfeeds_idents_are_stored_replaced_and_removed(s: &dyn Store) {
+    user(s, "alice").await;
+    feed(s, "alice", "pots", Visibility::Public).await;
+    assert_eq!(s.get_hpfeeds_ident("pot1").await.unwrap(), None);
+    let new = NewHpfeedsIdent {
+        ident: "pot1".into(),
+        secret: "s3cret".into(),
+        publish: vec!["cowrie.sessions".into(), "cowrie.sessions".into()],
+        subscribe: vec!["apiary.sightings".into()],
+        feed: Some("alice/pots".into()),
+    };
+    let stored = s.upsert_hpfeeds_ident(new.clone()).await.unwrap();
+    assert_eq!(stored.ident, "pot1");
+    assert_eq!(stored.secret, "s3cret", "the protocol needs the secret itself");
+    assert_eq!(stored.publish, ["cowrie.sessions"], "channel lists are deduplicated");
+    assert_eq!(stored.subscribe, ["apiary.sightings"]);
+    assert_eq!(stored.feed.as_deref(), Some("alice/pots"));
+    assert_eq!(s.get_hpfeeds_ident("pot1").await.unwrap(), Some(stored.clone()));
+    assert!(
+        !serde_json::to_string(&stored).unwrap().contains("s3cret"),
+        "listing an ident never shows its secret"
+    );
+
+    // Upserting replaces everything but the creation time.
+    let replaced = s
+        .upsert_hpfeeds_ident(NewHpfeedsIdent { secret: "n3w".into(), publish: vec![], feed: None, ..new })
+        .await
+        .unwrap();
+    assert_eq!((replaced.secret.as_str(), replaced.publish.len(), replaced.feed.as_deref()), ("n3w", 0, None));
+    assert_eq!(replaced.created_at, stored.created_at);
+    assert!(replaced.updated_at >= stored.updated_at);
+
+    let other = NewHpfeedsIdent { ident: "consumer".into(), secret: "x".into(), ..Default::default() };
+    s.upsert_hpfeeds_ident(other).await.unwrap();
+    let names: Vec<String> = s.list_hpfeeds_idents().await.unwrap().into_iter().map(|i| i.ident).collect();
+    assert_eq!(names, ["consumer", "pot1"]);
+
+    s.delete_hpfeeds_ident("pot1").await.unwrap();
+    assert_eq!(s.get_hpfeeds_ident("pot1").await.unwrap(), None);
+    assert!(matches!(s.delete_hpfeeds_ident("pot1").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.list_hpfeeds_idents().await.unwrap().len(), 1);
+}
+
+pub async fn hpfeeds_idents_are_checked(s: &dyn Store) {
+    let ok = || NewHpfeedsIdent { ident: "pot1".into(), secret: "s".into(), ..Default::default() };
+    for (case, bad) in [
+        ("empty ident", NewHpfeedsIdent { ident: String::new(), ..ok() }),
+        ("ident over 255 bytes", NewHpfeedsIdent { ident: "x".repeat(256), ..ok() }),
+        ("empty secret", NewHpfeedsIdent { secret: String::new(), ..ok() }),
+        ("control character in a channel", NewHpfeedsIdent { publish: vec!["a\nb".into()], ..ok() }),
+        ("feed without owner", NewHpfeedsIdent { feed: Some("pots".into()), ..ok() }),
+    ] {
+        assert!(matches!(s.upsert_hpfeeds_ident(bad).await, Err(StoreError::Invalid(_))), "{case}");
+    }
+    let missing = NewHpfeedsIdent { feed: Some("nobody/none".into()), ..ok() };
+    assert!(matches!(s.upsert_hpfeeds_ident(missing).await, Err(StoreError::NotFound(_))));
+    assert!(s.list_hpfeeds_idents().await.unwrap().is_empty(), "nothing refused was stored");
 }

@@ -7,9 +7,11 @@
 //! [`conformance`] holds the behaviour every implementation must show.
 
 pub mod conformance;
+pub mod hpfeeds;
 pub mod model;
 pub mod sqlite;
 
+pub use hpfeeds::{HpfeedsIdent, NewHpfeedsIdent};
 pub use model::*;
 
 use async_trait::async_trait;
@@ -90,8 +92,33 @@ pub trait Store: Send + Sync + 'static {
     /// Sightings of a value (newest first), limited.
     async fn sightings_of(&self, value: &str, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<Sighting>>;
 
+    // ---- hpfeeds broker idents (the secret is stored readable: the protocol needs it) ----
+    /// Create or replace an ident. Its feed (`owner/name`), if any, must exist.
+    async fn upsert_hpfeeds_ident(&self, new: NewHpfeedsIdent) -> Result<HpfeedsIdent> {
+        let _ = new;
+        Err(hpfeeds_unsupported())
+    }
+    async fn get_hpfeeds_ident(&self, ident: &str) -> Result<Option<HpfeedsIdent>> {
+        let _ = ident;
+        Err(hpfeeds_unsupported())
+    }
+    /// Every ident, by name.
+    async fn list_hpfeeds_idents(&self) -> Result<Vec<HpfeedsIdent>> {
+        Err(hpfeeds_unsupported())
+    }
+    /// Remove an ident (`NotFound` if there is none).
+    async fn delete_hpfeeds_ident(&self, ident: &str) -> Result<()> {
+        let _ = ident;
+        Err(hpfeeds_unsupported())
+    }
+
     // ---- operations ----
     async fn stats(&self) -> Result<Stats>;
     /// A consistent online copy of the store into `dest` (a file path for SQLite).
     async fn backup(&self, dest: &std::path::Path) -> Result<()>;
+}
+
+/// What a store without hpfeeds idents answers (the trait's default methods).
+fn hpfeeds_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep hpfeeds idents".into())
 }

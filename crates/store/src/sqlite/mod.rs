@@ -22,6 +22,7 @@
 mod accounts;
 mod append;
 mod checkpoint;
+mod hpfeeds;
 pub(crate) mod keys;
 mod read;
 mod writer;
@@ -41,6 +42,7 @@ use tokio::sync::{mpsc, Semaphore};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_indicator_reporters.sql"),
+    include_str!("../../migrations/sqlite/0003_hpfeeds_idents.sql"),
 ];
 
 /// The database file inside the data directory.
@@ -443,6 +445,22 @@ impl Store for SqliteStore {
         let value = value.to_string();
         let feed_ids = feed_ids.map(<[i64]>::to_vec);
         self.read(move |c| read::sightings_of(c, &value, feed_ids.as_deref(), limit)).await
+    }
+
+    async fn upsert_hpfeeds_ident(&self, new: crate::NewHpfeedsIdent) -> Result<crate::HpfeedsIdent> {
+        self.hpfeeds_upsert(new).await
+    }
+
+    async fn get_hpfeeds_ident(&self, ident: &str) -> Result<Option<crate::HpfeedsIdent>> {
+        self.hpfeeds_get(ident).await
+    }
+
+    async fn list_hpfeeds_idents(&self) -> Result<Vec<crate::HpfeedsIdent>> {
+        self.hpfeeds_list().await
+    }
+
+    async fn delete_hpfeeds_ident(&self, ident: &str) -> Result<()> {
+        self.hpfeeds_delete(ident).await
     }
 
     async fn stats(&self) -> Result<Stats> {
