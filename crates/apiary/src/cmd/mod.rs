@@ -45,6 +45,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Fetch a feed URL (once or on a schedule, ETag aware) and import what changed.
     Pull(import_feed::PullArgs),
+    /// Export a feed or the BLOCK tier in a consumer's format (text, csv, ipset, rpz, stix, ...).
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
