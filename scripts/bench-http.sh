@@ -44,7 +44,8 @@ end
 request = function()
   counter = counter + 1
   local n = (tid or 0) * 7919 + counter
-  local ip = string.format("%d.%d.%d.%d", 11 + (n // 16777216) % 200, (n // 65536) % 256, (n // 256) % 256, n % 256)
+  local f = math.floor
+  local ip = string.format("%d.%d.%d.%d", 11 + f(n / 16777216) % 200, f(n / 65536) % 256, f(n / 256) % 256, n % 256)
   local body = '{"indicator":{"indicator":"' .. ip .. '","itype":"ipv4","tlp":"amber","group":"everyone",'
     .. '"count":1,"tags":["scanner","ssh"],"confidence":3.0,"description":"random scanning activity",'
     .. '"portlist":22,"protocol":"tcp","reported_at":"2026-12-03T16:11:07.808911Z"},"comment":null,"content":null}'

@@ -172,7 +172,11 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = resolve(a)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .with_context(|| format!("log filter `{}`", settings.log))?;
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 
     let opts = SqliteOptions { durability: settings.durability, ..SqliteOptions::default() };
     let store = SqliteStore::open_with(&settings.data, opts)

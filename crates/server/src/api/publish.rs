@@ -166,7 +166,9 @@ pub async fn publish(
     let feed = writable_feed(&state, &caller, &owner, &name).await?;
     let principal = caller.principal()?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let started = std::time::Instant::now();
     let items = decode(content_type, &body)?;
+    let decoded = started.elapsed();
 
     let intake = Intake {
         feed_id: feed.id,
@@ -191,6 +193,7 @@ pub async fn publish(
         }
     }
 
+    let parsed_at = started.elapsed();
     let mut accepted = 0u64;
     let mut duplicates = 0u64;
     let mut stored = Vec::with_capacity(good.len());
@@ -212,6 +215,14 @@ pub async fn publish(
         }
     }
 
+    tracing::debug!(
+        feed = %feed.full_name(),
+        items = stored.len() + rejected.len(),
+        decode_ms = decoded.as_secs_f64() * 1e3,
+        parse_ms = (parsed_at - decoded).as_secs_f64() * 1e3,
+        store_ms = (started.elapsed() - parsed_at).as_secs_f64() * 1e3,
+        "publish"
+    );
     let status = if stored.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else if accepted > 0 {
