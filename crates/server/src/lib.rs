@@ -15,6 +15,7 @@ pub mod auth;
 pub mod csirtg;
 pub mod error;
 pub mod export;
+pub mod hpfeeds;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
@@ -62,6 +63,8 @@ pub struct Config {
     /// Default and largest page size of queries.
     pub default_limit: usize,
     pub max_limit: usize,
+    /// Run the hpfeeds broker too (off when `None`); see [`hpfeeds`].
+    pub hpfeeds: Option<hpfeeds::BrokerConfig>,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -84,6 +87,7 @@ impl Default for Config {
             busy_retry_after: 1,
             default_limit: 100,
             max_limit: 10_000,
+            hpfeeds: None,
         }
     }
 }
@@ -155,6 +159,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let tls = config.tls.clone();
+    let (store, hpfeeds) = hpfeeds::start(config.hpfeeds.as_ref(), store, ParseOptions::default()).await?;
     let state = AppState::new(config, store);
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
@@ -186,6 +191,9 @@ pub async fn serve(
             tracing::info!("listening on https://{listen}");
             axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await?;
         }
+    }
+    if let Some(broker) = hpfeeds {
+        broker.shutdown().await;
     }
     Ok(())
 }

@@ -1,0 +1,119 @@
+//! `cowrie.sessions` messages of an ident mapped to a feed → sightings in that feed.
+//!
+//! The message is read as a Cowrie session (`apiary_ingest::hpfeeds::cowrie_sessions`),
+//! derived into reports by the same code as a log import (every value through
+//! `apiary_core::parse`), and appended through the store: durable before the next frame of
+//! that connection is read. The sensor is the message's `sensor` field, else the ident. The
+//! feed's owner is the reporter. Reports carry idempotency keys, so a sensor that also ships its
+//! log (under the same sensor name) is not counted twice.
+
+use apiary_core::ParseOptions;
+use apiary_ingest::cowrie::DeriveOptions;
+use apiary_ingest::hpfeeds::cowrie_sessions;
+use apiary_ingest::Report;
+use apiary_store::hpfeeds::split_feed;
+use apiary_store::{NewSighting, Store, StoreError, Timestamp, Tlp};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tries of an append refused with `Busy` before the message is given up (and logged).
+const BUSY_TRIES: u32 = 5;
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Sightings stored and duplicates skipped.
+    Stored { stored: usize, duplicates: usize },
+    /// Not recorded; the reason was logged.
+    Dropped(String),
+}
+
+pub struct Recorder {
+    store: Arc<dyn Store>,
+    derive: DeriveOptions,
+}
+
+impl Recorder {
+    pub fn new(store: Arc<dyn Store>, parse: ParseOptions) -> Recorder {
+        Recorder { store, derive: DeriveOptions { parse, ..DeriveOptions::default() } }
+    }
+
+    /// Record one message published by `ident` into `feed` (`owner/name`).
+    pub async fn record(&self, ident: &str, feed: &str, payload: &[u8]) -> Recorded {
+        let outcome = self.try_record(ident, feed, payload).await;
+        match &outcome {
+            Recorded::Stored { stored, duplicates } => {
+                tracing::debug!(ident, feed, stored, duplicates, "hpfeeds: cowrie session recorded")
+            }
+            Recorded::Dropped(why) => tracing::warn!(ident, feed, "hpfeeds: cowrie.sessions message not recorded: {why}"),
+        }
+        outcome
+    }
+
+    async fn try_record(&self, ident: &str, feed: &str, payload: &[u8]) -> Recorded {
+        let msg = match cowrie_sessions::parse(payload, ident, &format!("hpfeeds:{ident}")) {
+            Ok(m) => m,
+            Err(e) => return Recorded::Dropped(e.to_string()),
+        };
+        let s = &msg.session;
+        for w in &msg.warnings {
+            tracing::info!(ident, session = %s.session, "hpfeeds: cowrie.sessions message: {w}");
+        }
+        let derived = cowrie_sessions::reports(s, &self.derive);
+        for (what, value, why) in &derived.rejected {
+            tracing::info!(ident, session = %s.session, "hpfeeds: `{what}` {value:?} refused: {why}");
+        }
+        if derived.reports.is_empty() {
+            return Recorded::Stored { stored: 0, duplicates: 0 };
+        }
+        let (owner, name) = match split_feed(feed) {
+            Ok(x) => x,
+            Err(e) => return Recorded::Dropped(e.to_string()),
+        };
+        let feed = match self.store.get_feed(owner, name).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Recorded::Dropped(format!("the ident's feed `{feed}` does not exist")),
+            Err(e) => return Recorded::Dropped(format!("reading feed `{feed}`: {e}")),
+        };
+        let now = chrono::Utc::now();
+        let batch: Vec<NewSighting> =
+            derived.reports.into_iter().map(|r| to_sighting(r, feed.id, feed.owner_id, now)).collect();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.append_sightings(batch.clone()).await {
+                Ok(outcomes) => {
+                    let duplicates = outcomes.iter().filter(|o| o.duplicate).count();
+                    return Recorded::Stored { stored: outcomes.len() - duplicates, duplicates };
+                }
+                Err(StoreError::Busy) if tries < BUSY_TRIES => {
+                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+                }
+                Err(e) => return Recorded::Dropped(format!("store: {e}")),
+            }
+        }
+    }
+}
+
+fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: Timestamp) -> NewSighting {
+    NewSighting {
+        feed_id,
+        reporter_id,
+        itype: r.indicator.itype,
+        reserved: r.indicator.reserved.map(|x| x.as_str().to_owned()),
+        value: r.indicator.value,
+        observed_at: r.observed_at.unwrap_or(now),
+        observed_until: r.observed_until,
+        received_at: now,
+        tags: r.tags,
+        ports: r.port.into_iter().collect(),
+        protocol: r.protocol,
+        description: r.description,
+        tlp: Tlp::default(),
+        claimed_confidence: None,
+        sensor: r.sensor,
+        count: r.count,
+        extra: r.extra,
+        idempotency_key: Some(r.idempotency_key),
+    }
+}
