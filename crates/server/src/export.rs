@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use apiary_core::export::{self as fmt, suricata_iprep, FormatSpec, Meta, Policy, Record, Window};
 use apiary_core::{parse, Allowlist, IType, ParseOptions};
-use apiary_store::{Feed, FeedRecord, Query, Reader, Store, StoreError, Timestamp};
+use apiary_store::{Feed, FeedRecord, Query, Reader, Store, StoreError, Timestamp, Visibility};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -209,6 +209,9 @@ pub struct Selection {
     pub feeds: Vec<Feed>,
     /// Who reads (None: anonymous).
     pub reader: Option<Reader>,
+    /// The reader is an admin user (whatever its token's scopes). Admins read every feed, but
+    /// being an admin is not being someone a TLP:RED feed was shared with.
+    pub reader_is_admin: bool,
     pub itype: Option<IType>,
     pub tags: Vec<String>,
     /// Oldest last-seen time to fetch.
@@ -223,7 +226,8 @@ pub struct Walk {
     sel: Selection,
     cursor: Option<String>,
     done: bool,
-    owners: HashMap<i64, i64>,
+    /// feed id → (owner id, private?)
+    owners: HashMap<i64, (i64, bool)>,
     red: HashMap<i64, bool>,
     /// Hashes of values already exported (hub-wide only): 8 bytes per distinct value.
     seen: HashSet<u64>,
@@ -231,7 +235,7 @@ pub struct Walk {
 
 impl Walk {
     pub fn new(store: Arc<dyn Store>, sel: Selection, cursor: Option<String>) -> Walk {
-        let owners = sel.feeds.iter().map(|f| (f.id, f.owner_id)).collect();
+        let owners = sel.feeds.iter().map(|f| (f.id, (f.owner_id, f.visibility == Visibility::Private))).collect();
         Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new() }
     }
 
@@ -275,14 +279,20 @@ impl Walk {
         Ok(self.store.query(&q).await?.items.into_iter().next())
     }
 
-    /// Whether TLP:RED records of `feed_id` may go to this reader: its owner, or someone the
-    /// feed was shared with. Admins are not an exception.
+    /// Whether TLP:RED records of `feed_id` may go to this reader: the feed's owner, or a user
+    /// the (private) feed was shared with. A public feed is not "shared" with its readers, and
+    /// admins are not an exception: on a public feed RED reaches its owner only.
     pub async fn red_ok(&mut self, feed_id: i64) -> Result<bool, StoreError> {
         let Some(reader) = &self.sel.reader else { return Ok(false) };
         if let Some(&ok) = self.red.get(&feed_id) {
             return Ok(ok);
         }
-        let ok = self.owners.get(&feed_id) == Some(&reader.user_id) || self.store.has_feed_access(feed_id, reader.user_id).await?;
+        let ok = match self.owners.get(&feed_id) {
+            None => false,
+            Some(&(owner, _)) if owner == reader.user_id => true,
+            // For a private feed, access means the owner, an admin or a grant; admins are excluded above.
+            Some(&(_, private)) => private && !self.sel.reader_is_admin && self.store.has_feed_access(feed_id, reader.user_id).await?,
+        };
         self.red.insert(feed_id, ok);
         Ok(ok)
     }
@@ -448,8 +458,8 @@ pub async fn hub_export(
 }
 
 /// The selection of an export request.
-pub fn selection(spec: &ExportSpec, feeds: Vec<Feed>, reader: Option<Reader>, now: DateTime<Utc>, dedupe: bool) -> Selection {
-    Selection { feeds, reader, itype: spec.itype, tags: spec.tags.clone(), since: spec.window.since(now, spec.itype), dedupe }
+pub fn selection(spec: &ExportSpec, feeds: Vec<Feed>, reader: Option<Reader>, reader_is_admin: bool, now: DateTime<Utc>, dedupe: bool) -> Selection {
+    Selection { feeds, reader, reader_is_admin, itype: spec.itype, tags: spec.tags.clone(), since: spec.window.since(now, spec.itype), dedupe }
 }
 
 async fn respond(
@@ -480,7 +490,7 @@ async fn respond(
         }
         meta.zone = format!("{z}.");
     }
-    let sel = selection(&spec, feeds, caller.reader(), now, dedupe);
+    let sel = selection(&spec, feeds, caller.reader(), caller.0.as_ref().is_some_and(|p| p.admin), now, dedupe);
 
     // Validators: the newest selected record, the feeds' own updates, the hour, the request.
     let newest = Walk::new(state.store.clone(), sel.clone(), None).newest().await?;

@@ -193,6 +193,7 @@ fn offline(a: &ExportArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
+        let reader_is_admin = reader.as_ref().is_some_and(|r| r.admin);
         let (feeds, reader, meta, dedupe, mut spec) = match &a.feed {
             Some(f) => {
                 let (owner, name) = split_feed(f)?;
@@ -221,7 +222,7 @@ fn offline(a: &ExportArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         if let Some(z) = spec.zone.take() {
             meta.zone = format!("{}.", z.trim_end_matches('.'));
         }
-        let selection = engine::selection(&spec, feeds, reader, now, dedupe);
+        let selection = engine::selection(&spec, feeds, reader, reader_is_admin, now, dedupe);
         let job = Job { store: store.clone(), selection, spec, meta, now };
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
         let task = tokio::spawn(engine::run(job, tx));
