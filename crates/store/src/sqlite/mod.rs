@@ -238,9 +238,11 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
     // only if the WAL grows past this many pages (a checkpointer that cannot keep up).
     conn.execute_batch(&format!(
         "PRAGMA synchronous={sync}; PRAGMA cache_size=-{}; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF; \
-         PRAGMA wal_autocheckpoint={};",
+         PRAGMA wal_autocheckpoint={}; PRAGMA journal_size_limit={};",
         opts.writer_cache_kib,
-        checkpoint::WRITER_FALLBACK_PAGES
+        checkpoint::WRITER_FALLBACK_PAGES,
+        // After a bulk import, give the WAL file's space back (it is reused, not shrunk, otherwise).
+        64 * 1024 * 1024
     ))
     .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(64);

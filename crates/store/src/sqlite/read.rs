@@ -49,11 +49,22 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         conds.push("r.value = ?".into());
         args.push(Value::Text(v.clone()));
     }
-    if let Some(cidr) = &q.within {
-        let (itype, start, end) = addr_range(cidr.trim())
-            .ok_or_else(|| StoreError::Invalid(format!("within: `{cidr}` is not an address or CIDR")))?;
-        // An index range on (itype, addr_start), then a check of the range's end.
-        conds.push("r.itype = ? AND r.addr_start >= ? AND r.addr_start <= ? AND r.addr_end <= ?".into());
+    let within = match &q.within {
+        Some(cidr) => Some(
+            addr_range(cidr.trim())
+                .ok_or_else(|| StoreError::Invalid(format!("within: `{cidr}` is not an address or CIDR")))?,
+        ),
+        None => None,
+    };
+    let domain = q.domain.as_ref().map(|d| host_key_range(&d.trim().to_ascii_lowercase()));
+    let tags: Vec<String> = q.tags.iter().map(|t| t.trim().to_string()).collect();
+    let drive = choose_driver(c, q, limit, within.as_ref(), domain.as_ref(), &tags)?;
+
+    // A filter that does not drive is written so that SQLite cannot use its index (`+col`):
+    // the query then walks the lasttime order and stops after `limit` matches.
+    if let Some((itype, start, end)) = within {
+        let p = if drive == Driver::Within { "" } else { "+" };
+        conds.push(format!("{p}r.itype = ? AND {p}r.addr_start >= ? AND {p}r.addr_start <= ? AND r.addr_end <= ?"));
         args.extend([
             Value::Text(itype.as_str().into()),
             Value::Blob(start),
@@ -61,18 +72,22 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
             Value::Blob(end),
         ]);
     }
-    if let Some(domain) = &q.domain {
-        let (lo, hi) = host_key_range(&domain.trim().to_ascii_lowercase());
-        conds.push("r.host_key >= ? AND r.host_key < ?".into());
+    if let Some((lo, hi)) = domain {
+        let p = if drive == Driver::Domain { "" } else { "+" };
+        conds.push(format!("{p}r.host_key >= ? AND {p}r.host_key < ?"));
         args.extend([Value::Text(lo), Value::Text(hi)]);
     }
     if let Some(itype) = q.itype {
         conds.push("r.itype = ?".into());
         args.push(Value::Text(itype.as_str().into()));
     }
-    for tag in &q.tags {
-        conds.push("EXISTS (SELECT 1 FROM record_tags t WHERE t.tag = ? AND t.record_id = r.id)".into());
-        args.push(Value::Text(tag.trim().to_string()));
+    for (i, tag) in tags.into_iter().enumerate() {
+        if drive == Driver::Tag(i) {
+            conds.push("r.id IN (SELECT t.record_id FROM record_tags t WHERE t.tag = ?)".into());
+        } else {
+            conds.push("EXISTS (SELECT 1 FROM record_tags t WHERE t.tag = ? AND t.record_id = r.id)".into());
+        }
+        args.push(Value::Text(tag));
     }
     if let Some(ids) = &q.feed_ids {
         if ids.is_empty() {
@@ -111,6 +126,74 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         None
     };
     Ok(Page { items, next })
+}
+
+/// How a query finds its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// Walk the (lasttime, id) order (or a feed's), checking each filter: best when the
+    /// filters match many records, as the first `limit` matches come early.
+    Order,
+    /// The exact-value index.
+    Value,
+    /// The address-range index.
+    Within,
+    /// The host-key range index.
+    Domain,
+    /// The records of the i-th tag.
+    Tag(usize),
+}
+
+/// Pick the index to start from. SQLite's planner cannot tell `within=10.0.0.0/8` (a million
+/// records) from `within=192.0.2.0/24` (three), and a range index followed by a sort is only
+/// cheap when the range is small. So count each candidate's matches, up to a cap, and let a
+/// filter drive only when it stays under the cap; otherwise walk the lasttime order. The cap
+/// balances sorting `n` matches against scanning `limit * total / n` records to find `limit`.
+fn choose_driver(
+    c: &Connection,
+    q: &Query,
+    limit: usize,
+    within: Option<&(apiary_core::IType, Vec<u8>, Vec<u8>)>,
+    domain: Option<&(String, String)>,
+    tags: &[String],
+) -> Result<Driver> {
+    if q.value.is_some() {
+        return Ok(Driver::Value);
+    }
+    if within.is_none() && domain.is_none() && tags.is_empty() {
+        return Ok(Driver::Order);
+    }
+    let total: i64 = c
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM feed_records")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(db_error)?;
+    let cap = ((limit as f64 * total as f64).sqrt() as i64).max(1000);
+    let fewer_than_cap = |sql: &str, args: Vec<Value>| -> Result<bool> {
+        let n: i64 = c
+            .prepare_cached(&format!("SELECT count(*) FROM ({sql} LIMIT {cap})"))
+            .and_then(|mut st| st.query_row(params_from_iter(args), |r| r.get(0)))
+            .map_err(db_error)?;
+        Ok(n < cap)
+    };
+    if let Some((itype, start, end)) = within {
+        let sql = "SELECT 1 FROM feed_records WHERE itype = ? AND addr_start >= ? AND addr_start <= ?";
+        let args = vec![Value::Text(itype.as_str().into()), Value::Blob(start.clone()), Value::Blob(end.clone())];
+        if fewer_than_cap(sql, args)? {
+            return Ok(Driver::Within);
+        }
+    }
+    if let Some((lo, hi)) = domain {
+        let sql = "SELECT 1 FROM feed_records WHERE host_key >= ? AND host_key < ?";
+        if fewer_than_cap(sql, vec![Value::Text(lo.clone()), Value::Text(hi.clone())])? {
+            return Ok(Driver::Domain);
+        }
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if fewer_than_cap("SELECT 1 FROM record_tags WHERE tag = ?", vec![Value::Text(tag.clone())])? {
+            return Ok(Driver::Tag(i));
+        }
+    }
+    Ok(Driver::Order)
 }
 
 pub(crate) fn get_record(c: &Connection, id: i64) -> Result<Option<FeedRecord>> {
