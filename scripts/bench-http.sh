@@ -5,6 +5,7 @@
 #
 #   scripts/bench-http.sh                 # 3 runs of each, 20 s of POSTs per run
 #   RUNS=1 DURATION=10s scripts/bench-http.sh
+#   BUILD=0 scripts/bench-http.sh         # use target/release/apiary as it is
 #
 # Needs wrk (apt-get install -y wrk), curl and python3. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
@@ -20,7 +21,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/target/release/apiary"
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
-(cd "$ROOT" && cargo build --release -p apiary >&2)
+# BUILD=0 uses the binary already in target/release.
+if [ "${BUILD:-1}" != 0 ]; then (cd "$ROOT" && cargo build --release -p apiary >&2); fi
 
 WORK=$(mktemp -d)
 HUB_PID=
