@@ -190,8 +190,8 @@ pub fn import(t: &FeedTarget, inputs: Vec<Input>) -> anyhow::Result<FeedSummary>
             let written = rt.block_on(async {
                 let mut w = Written::default();
                 while let Some(b) = rx.recv().await {
-                    if let Err(e) = append(&store, b, feed_id, reporter_id, &mut w).await {
-                        w.error = Some(format!("writing to the store failed: {e}"));
+                    w.merge(Ok(append(&store, b, feed_id, reporter_id).await));
+                    if w.error.is_some() {
                         break;
                     }
                 }
