@@ -164,7 +164,7 @@ async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).ok_or_else(|| ApiError::invalid("missing_query", "`q` is required"))?;
     let ind = apiary_core::parse(q, None, &state.parse_options)
-        .map_err(|r| ApiError::invalid(r.code.as_str(), format!("`{}`: {}", shorten(q), r.message)))?;
+        .map_err(|r| ApiError::invalid(r.code.as_str(), r.message))?;
     let query = Query { value: Some(ind.value), reader: caller.reader(), limit: limit_param(&state, &p.limit)?, ..Query::default() };
     let page = state.store.query(&query).await?;
     let base = state.base_url(&headers);
@@ -181,7 +181,7 @@ async fn predict(
 ) -> Result<Json<Value>, ApiError> {
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).ok_or_else(|| ApiError::invalid("missing_query", "`q` is required"))?;
     let ind = apiary_core::parse(q, None, &state.parse_options)
-        .map_err(|r| ApiError::invalid(r.code.as_str(), format!("`{}`: {}", shorten(q), r.message)))?;
+        .map_err(|r| ApiError::invalid(r.code.as_str(), r.message))?;
     if ind.reserved.is_some() {
         return Ok(Json(json!({"score": 0})));
     }
@@ -244,7 +244,7 @@ async fn feed_records(state: &AppState, caller: &Caller, feed: &Feed, p: &FeedPa
     let since = match p.lasttime.as_deref().map(str::trim).filter(|t| !t.is_empty() && *t != "None") {
         None => None,
         Some(t) => Some(
-            apiary_core::parse_time(t).map_err(|r| ApiError::invalid(r.code.as_str(), format!("`lasttime` `{t}`: {}", r.message)))?,
+            apiary_core::parse_time(t).map_err(|r| ApiError::invalid(r.code.as_str(), format!("`lasttime`: {}", r.message)))?,
         ),
     };
     let query = Query {

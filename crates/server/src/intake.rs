@@ -252,7 +252,7 @@ fn time_field(obj: &mut Map<String, Value>, names: &[&str]) -> Result<Option<Tim
             Some(Value::Number(n)) => n.to_string(),
             Some(_) => return Err(reject("invalid_time", format!("`{name}` must be a timestamp string"))),
         };
-        let t = parse_time(&text).map_err(|r| reject(r.code.as_str(), format!("`{name}` `{}`: {}", shorten(&text), r.message)))?;
+        let t = parse_time(&text).map_err(|r| reject(r.code.as_str(), format!("`{name}`: {}", r.message)))?;
         found = found.or(Some(t));
     }
     Ok(found)

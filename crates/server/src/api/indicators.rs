@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{readable_feed, Caller};
 use crate::error::ApiError;
-use crate::intake::{parse_tags, shorten};
+use crate::intake::parse_tags;
 use crate::{views, AppState};
 
 /// Query-string filters shared by the query and feed-records routes.
@@ -38,13 +38,13 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 /// Normalise a filter value with the core, naming the parameter when it is refused.
 fn normalise(param: &str, value: &str, hint: Option<IType>, state: &AppState) -> Result<apiary_core::Indicator, ApiError> {
     parse(value, hint, &state.parse_options).map_err(|r| {
-        ApiError::invalid(r.code.as_str(), format!("`{param}` `{}`: {}", shorten(value), r.message))
+        ApiError::invalid(r.code.as_str(), format!("`{param}`: {}", r.message))
     })
 }
 
 fn time_param(param: &str, value: Option<&str>) -> Result<Option<apiary_store::Timestamp>, ApiError> {
     value
-        .map(|v| parse_time(v).map_err(|r| ApiError::invalid(r.code.as_str(), format!("`{param}` `{v}`: {}", r.message))))
+        .map(|v| parse_time(v).map_err(|r| ApiError::invalid(r.code.as_str(), format!("`{param}`: {}", r.message))))
         .transpose()
 }
 

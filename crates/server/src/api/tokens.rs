@@ -71,7 +71,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     let expires = match body.expires_at.as_deref() {
         None => None,
         Some(t) => {
-            let t = parse_time(t).map_err(|r| ApiError::invalid(r.code.as_str(), format!("expires_at `{t}`: {}", r.message)))?;
+            let t = parse_time(t).map_err(|r| ApiError::invalid(r.code.as_str(), format!("`expires_at`: {}", r.message)))?;
             if t <= chrono::Utc::now() {
                 return Err(ApiError::invalid("invalid_time", "expires_at is in the past"));
             }
