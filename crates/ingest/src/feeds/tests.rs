@@ -465,3 +465,63 @@ fn shared_case_ti16_csv_bom_and_comments() {
         assert_eq!((st.header_rows, st.comment_lines, st.blank_lines, st.rejected), (1, 1, 1, 0), "{format}");
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A description cell with the characters that break naive CSV readers.
+    fn cell() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop_oneof![Just(','), Just('"'), Just('\n'), Just('\r'), Just(' '), Just('#'), Just('x'), Just('é')], 0..12)
+            .prop_map(|c| c.into_iter().collect::<String>())
+    }
+
+    proptest! {
+        /// Whatever the other cells hold, a CSV written by an RFC 4180 writer reads back with
+        /// the same values and descriptions, and each row's line is where it starts.
+        #[test]
+        fn csv_written_by_a_writer_reads_back(rows in proptest::collection::vec((1u8..=223, any::<u8>(), cell()), 1..20)) {
+            let mut w = ::csv::Writer::from_writer(Vec::new());
+            w.write_record(["indicator", "description"]).unwrap();
+            let mut want = Vec::new();
+            for (a, b, d) in &rows {
+                let v = format!("{a}.{b}.7.9");
+                w.write_record([v.as_str(), d.as_str()]).unwrap();
+                want.push((v, d.clone()));
+            }
+            let bytes = w.into_inner().unwrap();
+            let (reports, st, _) = import("csv", &bytes, Options::default());
+            prop_assert_eq!(st.rejected, 0, "{:?}", st.problems);
+            let got: Vec<(String, String)> =
+                reports.iter().map(|r| (r.indicator.value.clone(), r.description.clone().unwrap_or_default())).collect();
+            // Cells are trimmed (a description of only spaces is none).
+            let want: Vec<(String, String)> = want.into_iter().map(|(v, d)| (v, d.trim().to_owned())).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// A plain list: every line is a comment, blank, accepted or rejected, never lost; and
+        /// reading the normalised values again changes nothing.
+        #[test]
+        fn text_lines_are_all_accounted_for_and_normalising_twice_changes_nothing(
+            lines in proptest::collection::vec(prop_oneof![
+                (any::<u8>(), any::<u8>()).prop_map(|(a, b)| format!("{}.{a}.{b}.1", 1 + a % 220)),
+                (any::<u8>(), 0u8..=40).prop_map(|(a, p)| format!("{}.{a}.0.0/{p}", 1 + a % 220)),
+                Just("# comment".to_string()),
+                Just(String::new()),
+                Just("HXXP://evil[.]example[.]org/a b".to_string()),
+                Just("::ffff:203.0.113.4".to_string()),
+                "[a-z!]{1,8}",
+            ], 1..40)
+        ) {
+            let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let (reports, st, _) = import("text", input.as_bytes(), Options::default());
+            prop_assert_eq!(st.comment_lines + st.blank_lines + st.read, lines.len() as u64);
+            prop_assert_eq!(st.accepted + st.rejected, st.read);
+            prop_assert_eq!(st.accepted, reports.len() as u64);
+            let again: String = reports.iter().map(|r| format!("{}\n", r.indicator.value)).collect();
+            let (second, st2, _) = import("text", again.as_bytes(), Options::default());
+            prop_assert_eq!(st2.rejected, 0);
+            prop_assert_eq!(values(&second), values(&reports));
+        }
+    }
+}
