@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# HTTP hub benchmark (issue 3): Cowrie-style single-indicator POSTs and bulk publish against a
-# release `apiary serve` on loopback, with the default durability (each write synced before its
-# reply). Prints one line per run and the medians; BENCHMARKS.md records them.
+# HTTP hub benchmark (issue 3): Cowrie-style single-indicator POSTs, bulk publish and value
+# lookups against a release `apiary serve` on loopback, with the default durability (each write
+# synced before its reply). Prints one line per run and the medians; BENCHMARKS.md records them.
 #
 #   scripts/bench-http.sh                 # 3 runs of each, 20 s of POSTs per run
 #   RUNS=1 DURATION=10s scripts/bench-http.sh
@@ -55,6 +55,21 @@ request = function()
 end
 LUA
 
+# Value lookups: GET /api/v1/indicators?q=<a stored address>, random among the bulk values.
+cat > "$WORK/lookup.lua" <<'LUA'
+local token = os.getenv("BENCH_TOKEN")
+local reqs = tonumber(os.getenv("BULK_REQUESTS"))
+local size = tonumber(os.getenv("BULK_SIZE"))
+wrk.headers["Authorization"] = "Bearer " .. token
+request = function()
+  local f = math.floor
+  local n = math.random(0, reqs * size - 1)
+  n = n - n % 3
+  local ip = string.format("%d.%d.%d.%d", 23 + f(n / 16777216) % 150, f(n / 65536) % 256, f(n / 256) % 256, n % 256)
+  return wrk.format("GET", "/api/v1/indicators?q=" .. ip)
+end
+LUA
+
 start_hub() {
     local data="$WORK/data-$1"
     "$BIN" serve --data "$data" --listen "127.0.0.1:$PORT" --rate-limit-token 0 --log warn >"$WORK/hub.out" 2>"$WORK/hub.err" &
@@ -74,6 +89,9 @@ stop_hub() {
 }
 
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$HUB_PID/status"; }
+
+# wrk latency ("812.00us", "4.29ms", "1.02s") in milliseconds.
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'; }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -105,7 +123,6 @@ for run in $(seq "$RUNS"); do
     BENCH_TOKEN=$TOKEN wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" \
         "http://127.0.0.1:$PORT/api//users/admin/feeds/bench/indicators" > "$WORK/wrk.out"
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
-    to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'; }
     p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.out" | to_ms)
     p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.out" | to_ms)
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
@@ -117,7 +134,7 @@ done
 echo "median: $(median < "$WORK/rps") req/s, p50 $(median < "$WORK/p50") ms, p99 $(median < "$WORK/p99") ms, RSS $(median < "$WORK/rss") MiB"
 
 echo "# bulk publish: $BULK_REQUESTS POSTs of $BULK_SIZE indicators, 2 at a time (native API, JSON array)"
-: > "$WORK/ips"; : > "$WORK/brss"
+: > "$WORK/ips"; : > "$WORK/brss"; : > "$WORK/lrps"; : > "$WORK/lp99"
 for run in $(seq "$RUNS"); do
     start_hub "bulk-$run"
     t0=$(date +%s.%N)
@@ -133,6 +150,12 @@ for run in $(seq "$RUNS"); do
     rss=$(rss_mib)
     echo "run $run: $stored indicators in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}') s = $ips indicators/s, non-201 $bad, hub RSS ${rss} MiB"
     echo "$ips" >> "$WORK/ips"; echo "$rss" >> "$WORK/brss"
+    BENCH_TOKEN=$TOKEN BULK_REQUESTS=$BULK_REQUESTS BULK_SIZE=$BULK_SIZE wrk -t"$THREADS" -c8 -d10s --latency \
+        -s "$WORK/lookup.lua" "http://127.0.0.1:$PORT/" > "$WORK/wrk-lookup.out"
+    lrps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-lookup.out")
+    lp99=$(awk '$1=="99%" {print $2}' "$WORK/wrk-lookup.out" | to_ms)
+    echo "run $run: lookups of stored values: ${lrps} req/s, p99 ${lp99} ms (8 connections), hub RSS $(rss_mib) MiB"
+    echo "$lrps" >> "$WORK/lrps"; echo "$lp99" >> "$WORK/lp99"
     stop_hub
 done
-echo "median: $(median < "$WORK/ips") indicators/s, RSS $(median < "$WORK/brss") MiB"
+echo "median: $(median < "$WORK/ips") indicators/s, RSS $(median < "$WORK/brss") MiB; lookups $(median < "$WORK/lrps") req/s, p99 $(median < "$WORK/lp99") ms"
