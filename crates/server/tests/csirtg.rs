@@ -214,3 +214,27 @@ async fn errors_are_json_with_the_status_the_client_understands() {
     let (status, body) = json(hub.csirtg(Method::PUT, "/users/alice/feeds", &alice).send().await.unwrap()).await;
     assert_eq!((status, error_code(&body).as_str()), (405, "method_not_allowed"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_without_a_token_reads_public_feeds_anonymously() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "write").await;
+    hub.feed("alice", "pub", Visibility::Public).await;
+    hub.feed("alice", "priv", Visibility::Private).await;
+    for feed in ["pub", "priv"] {
+        let path = format!("//users/alice/feeds/{feed}/indicators");
+        let (status, _) = json(hub.csirtg(Method::POST, &path, &alice).json(&body_v1("203.0.113.99")).send().await.unwrap()).await;
+        assert_eq!(status, 201);
+    }
+    // csirtgsdk sends `Token token=None` when CSIRTG_TOKEN is unset.
+    let (status, found) = json(hub.csirtg(Method::GET, "/search?q=203.0.113.99", "None").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{found}");
+    let feeds: Vec<&str> = found.as_array().unwrap().iter().map(|i| i["feed"].as_str().unwrap()).collect();
+    assert_eq!(feeds, vec!["pub"], "only the public feed's record");
+    let (status, list) = json(hub.csirtg(Method::POST, "/users/alice/feeds", "None").body("null").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // Writing still needs a token.
+    let (status, body) = json(hub.csirtg(Method::POST, "//users/alice/feeds/pub/indicators", "None").json(&body_v1("203.0.113.98")).send().await.unwrap()).await;
+    assert_eq!((status, error_code(&body).as_str()), (401, "unauthorized"));
+}
