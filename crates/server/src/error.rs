@@ -84,6 +84,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("already exists: {m}")),
             StoreError::Invalid(m) => ApiError::invalid("invalid", m),
+            // The writer drains its queue in milliseconds: a second is ample.
             StoreError::Busy => ApiError::busy(1),
             StoreError::Internal(m) => {
                 tracing::error!("store error: {m}");

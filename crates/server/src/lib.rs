@@ -58,8 +58,6 @@ pub struct Config {
     pub anonymous_rate: Rate,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
     pub trust_proxy: bool,
-    /// `Retry-After` seconds sent with 429 when the store's write queue is full.
-    pub busy_retry_after: u64,
     /// Default and largest page size of queries.
     pub default_limit: usize,
     pub max_limit: usize,
@@ -84,7 +82,6 @@ impl Default for Config {
             token_rate: Rate { per_second: 10_000.0, burst: 20_000.0 },
             anonymous_rate: Rate { per_second: 20.0, burst: 60.0 },
             trust_proxy: false,
-            busy_retry_after: 1,
             default_limit: 100,
             max_limit: 10_000,
             hpfeeds: None,
