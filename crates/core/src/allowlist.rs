@@ -134,36 +134,110 @@ impl Hasher for FxHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-const NO_SET: u32 = u32::MAX;
+/// One step of the key hash, fed bytes from the *end* of the key towards its start, so that the
+/// hashes of every label suffix of a name fall out of one right-to-left pass.
+#[inline]
+fn rstep(h: u64, b: u8) -> u64 {
+    (h ^ b.to_ascii_lowercase() as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
 
-/// Sorted disjoint segments over an address space; segment `i` spans `starts[i]..starts[i+1]`.
+fn rhash(key: &str) -> u64 {
+    key.bytes().rev().fold(RSEED, rstep)
+}
+
+const RSEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Hostname and string entries, keyed by their right-to-left hash.
+#[derive(Debug, Clone, Default)]
+struct KeyEntry {
+    key: Box<str>,
+    /// Lists with this key as a hostname entry (matches the name and its subdomains).
+    host_ids: Vec<u32>,
+    /// Lists with this key as a string entry (exact match).
+    string_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct KeyMap {
+    map: FastMap<u64, Vec<KeyEntry>>,
+}
+
+impl KeyMap {
+    fn insert(&mut self, key: String, id: u32, host: bool) {
+        let bucket = self.map.entry(rhash(&key)).or_default();
+        let e = match bucket.iter().position(|e| *e.key == *key) {
+            Some(i) => &mut bucket[i],
+            None => {
+                bucket.push(KeyEntry { key: key.into_boxed_str(), ..KeyEntry::default() });
+                bucket.last_mut().expect("just pushed")
+            }
+        };
+        let ids = if host { &mut e.host_ids } else { &mut e.string_ids };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    #[inline]
+    fn get(&self, h: u64, key: &str) -> Option<&KeyEntry> {
+        self.map.get(&h)?.iter().find(|e| e.key.eq_ignore_ascii_case(key))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// A segment's list set: `NO_SET`, one list id with `SINGLE` set, or an index into the table.
+const NO_SET: u32 = u32::MAX;
+const SINGLE: u32 = 1 << 31;
+
+/// Sorted disjoint segments over an address space: segment `i` spans from its start up to the
+/// next segment's start and is covered by the lists of its set. `top` holds every `BLOCK`-th start:
+/// a lookup binary-searches that small (cache-resident) array, then one block of `BLOCK` starts,
+/// instead of touching a new cache line at every step of a search over the whole array.
+///
+/// IPv4 keys use a direct table instead of `top`: `buckets[h]` is the first segment whose start
+/// has top 16 bits `>= h`, so a lookup reads one bucket pair and searches a handful of starts.
 #[derive(Debug, Clone)]
 struct RangeIndex<K> {
-    starts: Vec<K>,
-    sets: Vec<u32>,
+    /// `(start, set)` side by side: the search ends on the cache line that holds the set.
+    segs: Vec<(K, u32)>,
+    top: Vec<K>,
+    buckets: Vec<u32>,
     table: Vec<Vec<u32>>,
 }
 
+const BLOCK: usize = 16;
+
 impl<K> Default for RangeIndex<K> {
     fn default() -> Self {
-        RangeIndex { starts: Vec::new(), sets: Vec::new(), table: Vec::new() }
+        RangeIndex { segs: Vec::new(), top: Vec::new(), buckets: Vec::new(), table: Vec::new() }
     }
 }
 
 trait Key: Copy + Ord + std::hash::Hash {
     const MAX: Self;
     fn succ(self) -> Self;
+    /// The top 16 bits, for keys small enough to bucket directly (IPv4).
+    fn bucket(self) -> Option<usize>;
 }
 impl Key for u32 {
     const MAX: u32 = u32::MAX;
     fn succ(self) -> u32 {
         self + 1
     }
+    fn bucket(self) -> Option<usize> {
+        Some((self >> 16) as usize)
+    }
 }
 impl Key for u128 {
     const MAX: u128 = u128::MAX;
     fn succ(self) -> u128 {
         self + 1
+    }
+    fn bucket(self) -> Option<usize> {
+        None
     }
 }
 
@@ -198,28 +272,59 @@ impl<K: Key> RangeIndex<K> {
             }
             active.clear();
             active.extend((0..n_lists as u32).filter(|&id| counts[id as usize] > 0));
-            let set = if active.is_empty() {
-                NO_SET
-            } else {
-                *interned.entry(active.clone()).or_insert_with(|| {
+            let set = match active.len() {
+                0 => NO_SET,
+                1 => SINGLE | active[0],
+                _ => *interned.entry(active.clone()).or_insert_with(|| {
                     out.table.push(active.clone());
                     (out.table.len() - 1) as u32
-                })
+                }),
             };
-            if out.sets.last() == Some(&set) {
+            if out.segs.last().map(|s| s.1) == Some(set) {
                 continue;
             }
-            out.starts.push(k);
-            out.sets.push(set);
+            out.segs.push((k, set));
+        }
+        if out.segs.len() > 4096 && K::MAX.bucket().is_some() {
+            out.buckets = vec![0; (1 << 16) + 1];
+            let mut seg = 0usize;
+            for h in 0..=(1usize << 16) {
+                while seg < out.segs.len() && out.segs[seg].0.bucket().unwrap_or(0) < h {
+                    seg += 1;
+                }
+                out.buckets[h] = seg as u32;
+            }
+        } else {
+            out.top = out.segs.iter().step_by(BLOCK).map(|s| s.0).collect();
         }
         out
     }
 
-    fn set(&self, s: u32) -> &[u32] {
-        if s == NO_SET {
-            &[]
+    /// The index just past the last segment starting at or before `k` (0: none does).
+    #[inline]
+    fn upper(&self, k: K) -> usize {
+        if let (false, Some(h)) = (self.buckets.is_empty(), k.bucket()) {
+            let (a, b) = (self.buckets[h] as usize, self.buckets[h + 1] as usize);
+            return a + self.segs[a..b].partition_point(|s| s.0 <= k);
+        }
+        let t = self.top.partition_point(|s| *s <= k);
+        if t == 0 {
+            return 0;
+        }
+        let a = (t - 1) * BLOCK;
+        let b = (a + BLOCK).min(self.segs.len());
+        a + self.segs[a..b].partition_point(|s| s.0 <= k)
+    }
+
+    #[inline]
+    fn for_each_in_set(&self, set: u32, mut f: impl FnMut(u32)) {
+        if set == NO_SET {
+        } else if set & SINGLE != 0 {
+            f(set & !SINGLE);
         } else {
-            &self.table[s as usize]
+            for &id in &self.table[set as usize] {
+                f(id);
+            }
         }
     }
 
@@ -227,25 +332,26 @@ impl<K: Key> RangeIndex<K> {
     /// part of it (`overlaps` true).
     #[inline]
     fn lookup(&self, lo: K, hi: K, mut f: impl FnMut(u32, bool)) {
-        let i = self.starts.partition_point(|s| *s <= lo);
+        let i = self.upper(lo);
         if lo == hi {
             if i > 0 {
-                for &id in self.set(self.sets[i - 1]) {
-                    f(id, false);
-                }
+                self.for_each_in_set(self.segs[i - 1].1, |id| f(id, false));
             }
             return;
         }
-        let first: &[u32] = if i > 0 { self.set(self.sets[i - 1]) } else { &[] };
-        let mut inter: Vec<u32> = first.to_vec();
-        let mut union: Vec<u32> = first.to_vec();
+        let mut inter: Vec<u32> = Vec::new();
+        if i > 0 {
+            self.for_each_in_set(self.segs[i - 1].1, |id| inter.push(id));
+        }
+        let mut union = inter.clone();
         let mut j = i;
-        while j < self.starts.len() && self.starts[j] <= hi {
-            let s = self.set(self.sets[j]);
-            inter.retain(|id| s.contains(id));
-            for id in s {
-                if !union.contains(id) {
-                    union.push(*id);
+        while j < self.segs.len() && self.segs[j].0 <= hi {
+            let mut here: Vec<u32> = Vec::new();
+            self.for_each_in_set(self.segs[j].1, |id| here.push(id));
+            inter.retain(|id| here.contains(id));
+            for id in here {
+                if !union.contains(&id) {
+                    union.push(id);
                 }
             }
             j += 1;
@@ -296,8 +402,10 @@ pub struct Allowlist {
     v6_entries: Vec<(u128, u128, u32)>,
     v4: RangeIndex<u32>,
     v6: RangeIndex<u128>,
-    hosts: FastMap<Box<str>, Vec<u32>>,
-    strings: FastMap<Box<str>, Vec<u32>>,
+    keys: KeyMap,
+    /// Union of the types the hostname / string lists apply to: a value of another type skips them.
+    host_types: u16,
+    string_types: u16,
     substrings: Vec<(Box<str>, u32)>,
     regexes: Vec<(regex::Regex, u32)>,
     entries: usize,
@@ -362,15 +470,17 @@ impl Allowlist {
         }
         special.extend(["::/3", "4000::/2", "8000::/1"].map(String::from));
         let special: Vec<&str> = special.iter().map(String::as_str).collect();
-        let lists: [(&str, ListKind, &[&str]); 4] = [
-            ("special-use", ListKind::Cidr, &special),
-            ("public-resolvers", ListKind::Cidr, PUBLIC_RESOLVERS),
-            ("special-use-names", ListKind::Hostname, SPECIAL_NAMES),
-            ("empty-file-hashes", ListKind::String, EMPTY_FILE_HASHES),
+        let names: &[&str] = &["domain", "hostname", "url", "email"];
+        let hashes: &[&str] = &["md5", "sha1", "sha256", "sha512"];
+        let lists: [(&str, ListKind, &[&str], Option<&[&str]>); 4] = [
+            ("special-use", ListKind::Cidr, &special, None),
+            ("public-resolvers", ListKind::Cidr, PUBLIC_RESOLVERS, None),
+            ("special-use-names", ListKind::Hostname, SPECIAL_NAMES, Some(names)),
+            ("empty-file-hashes", ListKind::String, EMPTY_FILE_HASHES, Some(hashes)),
         ];
-        for (name, kind, entries) in lists {
+        for (name, kind, entries, attrs) in lists {
             // The tables above are fixed and valid; a failure here is a bug caught by the tests.
-            if let Err(e) = a.add_list(name, kind, entries, ListUse::Exclude, None) {
+            if let Err(e) = a.add_list(name, kind, entries, ListUse::Exclude, attrs) {
                 debug_assert!(false, "builtin list {name}: {e}");
             }
         }
@@ -423,6 +533,7 @@ impl Allowlist {
         let mut v6 = Vec::new();
         let mut keys: Vec<String> = Vec::new();
         let mut regexes = Vec::new();
+        let mut string_entry_types: u16 = 0;
         for (i, raw) in entries.iter().enumerate() {
             let v = raw.trim();
             if v.is_empty() {
@@ -449,10 +560,20 @@ impl Allowlist {
                 }
                 ListKind::String => {
                     keys.push(v.to_lowercase());
-                    if let Ok(ind) = parse(v, None, &ParseOptions::default()) {
-                        if ind.value != v.to_lowercase() {
-                            keys.push(ind.value.to_lowercase());
+                    match parse(v, None, &ParseOptions::default()) {
+                        Ok(ind) => {
+                            string_entry_types |= bit(ind.itype);
+                            if ind.value != v.to_lowercase() {
+                                keys.push(ind.value.to_lowercase());
+                            }
                         }
+                        // A single label (a TLD, `localhost`) can only equal a name given
+                        // with the fqdn type; anything else (an ssdeep hash...) may equal a
+                        // value of any type given with a hint.
+                        Err(_) if v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+                            string_entry_types |= bit(IType::Fqdn)
+                        }
+                        Err(_) => string_entry_types = ALL_TYPES,
                     }
                 }
                 ListKind::Substring => keys.push(v.to_lowercase()),
@@ -461,17 +582,16 @@ impl Allowlist {
         }
         self.lists.push(ListMeta { name: name.to_string(), use_, kind, applies });
         self.entries += entries.len();
-        let map = match kind {
-            ListKind::Hostname => Some(&mut self.hosts),
-            ListKind::String => Some(&mut self.strings),
-            _ => None,
-        };
-        if let Some(map) = map {
+        if matches!(kind, ListKind::Hostname | ListKind::String) {
+            let host = kind == ListKind::Hostname;
+            if host {
+                self.host_types |= applies;
+            } else {
+                // Only types an entry can actually equal need the exact-match probe.
+                self.string_types |= applies & string_entry_types;
+            }
             for k in keys {
-                let ids = map.entry(k.into_boxed_str()).or_default();
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+                self.keys.insert(k, id, host);
             }
         } else if kind == ListKind::Substring {
             self.substrings.extend(keys.into_iter().map(|k| (k.into_boxed_str(), id)));
@@ -550,30 +670,36 @@ impl Allowlist {
                     }
                 }
             }
-            IType::Fqdn if !self.hosts.is_empty() => {
-                let mut rest = value;
-                loop {
-                    if let Some(ids) = self.hosts.get(rest) {
-                        for &id in ids {
-                            self.push(out, id, false, mask);
-                        }
-                    }
-                    match rest.find('.') {
-                        Some(i) => rest = &rest[i + 1..],
-                        None => break,
-                    }
-                }
-            }
             _ => {}
         }
-        if !self.strings.is_empty() {
-            let ids = if value.bytes().any(|b| b.is_ascii_uppercase()) {
-                self.strings.get(value.to_ascii_lowercase().as_str())
-            } else {
-                self.strings.get(value)
-            };
-            for &id in ids.into_iter().flatten() {
-                self.push(out, id, false, mask);
+        if !self.keys.is_empty() {
+            let b = value.as_bytes();
+            let hosts = itype == IType::Fqdn && self.host_types & mask != 0;
+            let strings = self.string_types & mask != 0;
+            if hosts {
+                // One right-to-left pass; probe at every label boundary.
+                let mut h = RSEED;
+                for i in (0..b.len()).rev() {
+                    h = rstep(h, b[i]);
+                    if i == 0 || b[i - 1] == b'.' {
+                        if let Some(e) = self.keys.get(h, &value[i..]) {
+                            for &id in &e.host_ids {
+                                self.push(out, id, false, mask);
+                            }
+                            if i == 0 && strings {
+                                for &id in &e.string_ids {
+                                    self.push(out, id, false, mask);
+                                }
+                            }
+                        }
+                    }
+                }
+            } else if strings {
+                if let Some(e) = self.keys.get(rhash(value), value) {
+                    for &id in &e.string_ids {
+                        self.push(out, id, false, mask);
+                    }
+                }
             }
         }
         if !self.substrings.is_empty() {

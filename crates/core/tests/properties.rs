@@ -8,6 +8,11 @@ fn opts() -> ParseOptions {
     ParseOptions::default()
 }
 
+fn lists() -> &'static Allowlist {
+    static L: std::sync::OnceLock<Allowlist> = std::sync::OnceLock::new();
+    L.get_or_init(Allowlist::builtin)
+}
+
 /// The stored value must parse to the same indicator, without a hint and with its own type.
 fn assert_fixed_point(input: &str) -> Result<(), TestCaseError> {
     if let Ok(ind) = parse(input, None, &opts()) {
@@ -147,7 +152,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         let s = String::from_utf8_lossy(&bytes);
-        let lists = Allowlist::builtin();
+        let lists = lists();
         for hint in std::iter::once(None).chain(IType::ALL.iter().copied().map(Some)) {
             if let Ok(ind) = parse(&s, hint, &opts()) {
                 lists.check(&ind);
@@ -158,7 +163,7 @@ proptest! {
 
     #[test]
     fn arbitrary_strings_never_panic(s in "\\PC{0,80}", hint in prop::option::of(prop::sample::select(IType::ALL.to_vec()))) {
-        let lists = Allowlist::builtin();
+        let lists = lists();
         if let Ok(ind) = parse(&s, hint, &opts()) {
             lists.check(&ind);
         }
