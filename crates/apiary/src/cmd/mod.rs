@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client;
 pub mod export;
+pub mod hpfeeds;
 pub mod import;
 pub mod import_feed;
 pub mod parse;
@@ -47,6 +48,8 @@ pub enum Command {
     Pull(import_feed::PullArgs),
     /// Export a feed or the BLOCK tier in a consumer's format (text, csv, ipset, rpz, stix, ...).
     Export(export::ExportArgs),
+    /// Manage the hpfeeds broker's idents (admin, works on the data directory).
+    Hpfeeds(hpfeeds::HpfeedsArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -62,6 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
         Command::Pull(a) => import_feed::run_pull(a),
+        Command::Hpfeeds(a) => hpfeeds::run(a),
     };
     match result {
         Ok(code) => code,

@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// Log filter (tracing syntax, e.g. `info`, `apiary_server=debug`) [default: info].
     #[arg(long, env = "APIARY_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Also run an hpfeeds broker on this address, e.g. 127.0.0.1:10000 (docs/hpfeeds.md) [default: off].
+    #[arg(long, env = "APIARY_HPFEEDS", value_name = "ADDR")]
+    pub hpfeeds: Option<SocketAddr>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -78,6 +81,7 @@ struct FileSettings {
     trust_proxy: Option<bool>,
     durability: Option<String>,
     log: Option<String>,
+    hpfeeds: Option<SocketAddr>,
 }
 
 /// Settings after precedence is applied.
@@ -163,6 +167,7 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
             token_rate,
             anonymous_rate,
             trust_proxy: a.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            hpfeeds: a.hpfeeds.or(file.hpfeeds).map(apiary_server::hpfeeds::BrokerConfig::new),
             ..defaults
         },
     })
