@@ -5,6 +5,7 @@
 //! Options:
 //!   --data DIR            the shared data directory (default: ../shared/data from the workspace)
 //!   --write-corpus FILE   write the corpus (one value per line) and exit
+//!   --write-accepted FILE write only the corpus values apiary accepts, and exit
 //!   --corpus FILE         use this corpus instead of building one (e.g. the inputs csirtg-indicator also accepts)
 //!   --runs N              timed runs per measurement (default 7); the median is reported
 //!   --json                print the results as one JSON object
@@ -30,6 +31,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let mut write_corpus = None;
+    let mut write_accepted = None;
     let mut corpus_file = None;
     let mut runs = 7usize;
     let mut json = false;
@@ -37,6 +39,7 @@ fn main() {
         match a.as_str() {
             "--data" => data = PathBuf::from(args.next().expect("--data DIR")),
             "--write-corpus" => write_corpus = Some(PathBuf::from(args.next().expect("--write-corpus FILE"))),
+            "--write-accepted" => write_accepted = Some(PathBuf::from(args.next().expect("--write-accepted FILE"))),
             "--corpus" => corpus_file = Some(PathBuf::from(args.next().expect("--corpus FILE"))),
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             "--json" => json = true,
@@ -53,6 +56,12 @@ fn main() {
         return;
     }
     let opts = ParseOptions::default();
+    if let Some(out) = write_accepted {
+        let ok: Vec<&str> = corpus.iter().filter(|v| parse(v, None, &opts).is_ok()).map(String::as_str).collect();
+        std::fs::write(&out, ok.join("\n") + "\n").expect("write accepted");
+        eprintln!("wrote {} of {} values to {}", ok.len(), corpus.len(), out.display());
+        return;
+    }
     let accepted = corpus.iter().filter(|v| parse(v, None, &opts).is_ok()).count();
 
     // normalise + classify (type detection, normalising, special-use classification)

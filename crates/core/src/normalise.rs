@@ -199,7 +199,8 @@ fn detect(s: &str, hint: Option<IType>, opts: &ParseOptions, mut flags: Vec<Flag
         add_flag(&mut flags, Flag::SchemeAdded);
         return url_indicator(&format!("http://{s}"), flags);
     }
-    if b.iter().all(u8::is_ascii_hexdigit) {
+    // A hex-only value is a hash unless the caller says it is something else (`cafe` as fqdn).
+    if b.iter().all(u8::is_ascii_hexdigit) && hint.is_none_or(IType::is_hash) {
         return hash_indicator(s, hint, flags);
     }
     if let Some(slash) = s.find('/') {

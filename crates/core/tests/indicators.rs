@@ -89,6 +89,8 @@ const ACCEPTED: &[(&str, &str, Option<IType>, IType, &str, Option<u16>)] = &[
     ("", "AS1.10", None, IType::Asn, "AS65546", None),
     // Single-label names only when the caller says fqdn.
     ("", "localhost", Some(IType::Fqdn), IType::Fqdn, "localhost", None),
+    // Found by the fuzzer: a hex-only single label is a name when the caller says fqdn.
+    ("", "bbb.", Some(IType::Fqdn), IType::Fqdn, "bbb", None),
     ("", "as1.example.com", None, IType::Fqdn, "as1.example.com", None),
     ("", "_dmarc.example.com", None, IType::Fqdn, "_dmarc.example.com", None),
 ];
