@@ -388,3 +388,26 @@ fn pull_reports_http_errors_and_refuses_other_schemes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot fetch"), "{}", stderr(&o));
 }
+
+#[test]
+fn pull_on_a_schedule_fetches_again_with_the_etag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let origin = Origin::start(b"101.100.216.61\n", "\"s1\"");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiary"))
+        .args(["pull", &origin.url, "--feed", "ops/sched", "--data", s(&data), "--every", "1s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while origin.state.lock().unwrap().requests.len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], "imported");
+    assert!(lines[1..].iter().all(|l| l["status"] == "not_modified"), "{lines:?}");
+    assert_eq!(origin.last_request_header("if-none-match").as_deref(), Some("\"s1\""));
+}
