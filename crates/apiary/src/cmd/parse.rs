@@ -245,3 +245,66 @@ fn load_dir(lists: &mut Allowlist, dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(input: &str, lists: &Allowlist) -> serde_json::Value {
+        let r = parse(input, None, &ParseOptions::default());
+        let listed = r.as_ref().map(|i| lists.check(i)).unwrap_or_default();
+        serde_json::to_value(json_line(input, &r, &listed)).unwrap()
+    }
+
+    #[test]
+    fn json_line_has_the_contract_fields_in_order() {
+        let lists = Allowlist::builtin();
+        let v = line("192.168.31.210:80", &lists);
+        assert_eq!(v["itype"], "ipv4");
+        assert_eq!(v["value"], "192.168.31.210");
+        assert_eq!(v["port"], 80);
+        assert_eq!(v["reserved"], "private");
+        assert_eq!(v["listed"], serde_json::json!([{"list": "special-use", "use": "exclude"}]));
+        assert_eq!(v["error"], serde_json::Value::Null);
+        // The field order is part of the contract: check the raw text.
+        let r = parse("203.0.113.77/24", None, &ParseOptions::default());
+        let listed = lists.check(r.as_ref().unwrap());
+        let raw = serde_json::to_string(&json_line("203.0.113.77/24", &r, &listed)).unwrap();
+        assert!(raw.starts_with(r#"{"input":"203.0.113.77/24","itype":"ipv4","value":"203.0.113.0/24","port":null,"derived":[],"reserved":"documentation","listed":"#), "{raw}");
+        assert!(raw.ends_with(r#""flags":["host_bits_masked","cidr"],"error":null}"#), "{raw}");
+    }
+
+    #[test]
+    fn rejected_line_carries_code_and_message() {
+        let v = line("0.0.0.0/0", &Allowlist::builtin());
+        assert_eq!(v["itype"], serde_json::Value::Null);
+        assert_eq!(v["error"]["code"], "prefix_too_short");
+        assert!(v["error"]["message"].as_str().unwrap().contains("/8"));
+    }
+
+    #[test]
+    fn overlap_is_a_flag() {
+        let v = line("8.0.0.0/8", &Allowlist::builtin());
+        assert_eq!(v["listed"][0]["list"], "public-resolvers");
+        assert!(v["flags"].as_array().unwrap().iter().any(|f| f == OVERLAP_FLAG));
+    }
+
+    #[test]
+    fn warninglist_directory_loads_with_uses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/warninglists");
+        if !dir.is_dir() {
+            assert!(std::env::var_os("CI").is_none(), "CI: {} missing", dir.display());
+            eprintln!("SKIPPED: {} missing", dir.display());
+            return;
+        }
+        let mut lists = Allowlist::builtin();
+        load_dir(&mut lists, &dir).unwrap();
+        let uses: std::collections::HashMap<&str, ListUse> = lists.lists().map(|(n, u, _)| (n, u)).collect();
+        assert_eq!(uses["rfc1918"], ListUse::Exclude);
+        assert_eq!(uses["amazon-aws"], ListUse::Hold);
+        assert_eq!(uses["url-shortener"], ListUse::Hold);
+        let v = line("https://bit.ly/x", &lists);
+        assert_eq!(v["listed"][0]["list"], "url-shortener");
+        assert_eq!(v["listed"][0]["use"], "hold");
+    }
+}
