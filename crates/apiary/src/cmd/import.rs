@@ -221,15 +221,27 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
             let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, COWRIE_FEED, &mut summary))?;
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
             let reader = spawn_reader(a.files.clone(), read_opts, batch, progress.clone(), move |b| tx.blocking_send(b).is_ok());
+            let store = std::sync::Arc::new(store);
             let written = rt.block_on(async {
+                // Two appends in flight: the store's writer commits one while the next is queued.
                 let mut w = Written::default();
+                let mut inflight = tokio::task::JoinSet::new();
                 while let Some(b) = rx.recv().await {
-                    if let Err(e) = append(&store, b, feed_id, reporter_id, &mut w).await {
-                        w.error = Some(format!("writing to the store failed: {e}"));
+                    while inflight.len() >= 2 {
+                        if let Some(res) = inflight.join_next().await {
+                            w.merge(res);
+                        }
+                    }
+                    if w.error.is_some() {
                         break;
                     }
+                    let store = store.clone();
+                    inflight.spawn(async move { append(&store, b, feed_id, reporter_id).await });
                 }
                 drop(rx);
+                while let Some(res) = inflight.join_next().await {
+                    w.merge(res);
+                }
                 w
             });
             (written, reader)
@@ -383,6 +395,24 @@ pub(super) struct Written {
     pub error: Option<String>,
 }
 
+impl Written {
+    /// Count one finished append (of those in flight); the first failure is kept.
+    pub(super) fn merge(&mut self, res: Result<Result<(u64, u64), StoreError>, tokio::task::JoinError>) {
+        match res {
+            Ok(Ok((stored, duplicates))) => {
+                self.stored += stored;
+                self.duplicates += duplicates;
+            }
+            Ok(Err(e)) => {
+                self.error.get_or_insert_with(|| format!("writing to the store failed: {e}"));
+            }
+            Err(e) => {
+                self.error.get_or_insert_with(|| format!("a write to the store did not finish: {e}"));
+            }
+        }
+    }
+}
+
 /// The description a feed gets when a Cowrie import creates it.
 const COWRIE_FEED: &str = "Imported from Cowrie honeypot logs";
 
@@ -453,18 +483,13 @@ fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<
     }
 }
 
-pub(super) async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64, w: &mut Written) -> Result<(), StoreError> {
+/// Append one batch; returns (stored, duplicates).
+pub(super) async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64), StoreError> {
     let now = Utc::now();
     let sightings: Vec<NewSighting> = batch.into_iter().map(|r| to_sighting(r, feed_id, reporter_id, now)).collect();
     let outcomes = store.append_sightings(sightings).await?;
-    for o in outcomes {
-        if o.duplicate {
-            w.duplicates += 1;
-        } else {
-            w.stored += 1;
-        }
-    }
-    Ok(())
+    let dup = outcomes.iter().filter(|o| o.duplicate).count() as u64;
+    Ok((outcomes.len() as u64 - dup, dup))
 }
 
 /// A report as a native publish item. The session context goes in as extra top-level fields,
