@@ -7,7 +7,7 @@
 //! of comma-separated fields are CSV; anything else is a plain list.
 
 use super::{Entry, Format, Options};
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 pub struct Auto;
 
@@ -21,17 +21,22 @@ impl Format for Auto {
     }
 
     fn read(&self, input: &mut dyn BufRead, opts: &Options, out: &mut dyn FnMut(Entry)) -> io::Result<()> {
-        super::skip_bom(input)?;
-        let f = detect(input)?;
-        f.read(input, opts, out)
+        read_detected(input, opts, out).map(|_| ())
     }
 }
 
-/// Detect the format of `input` from what its buffer holds, without consuming it. The
-/// reader [`FeedReader`](super::FeedReader) uses buffers 64 KiB large; a file's first read fills it.
-pub fn detect(input: &mut dyn BufRead) -> io::Result<&'static dyn Format> {
-    let head = input.fill_buf()?;
-    Ok(detect_text(&String::from_utf8_lossy(head)))
+/// How much of the input detection looks at.
+const PEEK: u64 = 64 * 1024;
+
+/// Read the first 64 KiB (however many reads a pipe needs for it), detect the format from
+/// them, and read the whole input with it. Returns the format used.
+pub fn read_detected(input: &mut dyn BufRead, opts: &Options, out: &mut dyn FnMut(Entry)) -> io::Result<&'static dyn Format> {
+    let mut head = Vec::with_capacity(PEEK as usize);
+    input.take(PEEK).read_to_end(&mut head)?;
+    let format = detect_text(&String::from_utf8_lossy(&head));
+    let mut whole = io::BufReader::with_capacity(1 << 16, io::Cursor::new(head).chain(input));
+    format.read(&mut whole, opts, out)?;
+    Ok(format)
 }
 
 /// The format a text most likely is.

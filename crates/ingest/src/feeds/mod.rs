@@ -365,13 +365,13 @@ impl FeedReader {
     /// each report to `emit`. Returns the format actually used (for `auto`, the one detected).
     pub fn read(&mut self, format: &dyn Format, file: &str, input: impl Read, emit: &mut dyn FnMut(Report)) -> io::Result<&'static str> {
         let mut counting = BufReader::with_capacity(1 << 16, Counting { inner: input, bytes: 0, newlines: 0, last: None });
-        let mut resolved = format;
-        if format.name() == auto::Auto.name() {
-            skip_bom(&mut counting)?;
-            resolved = auto::detect(&mut counting)?;
-        }
         let opts = self.opts.format.clone();
-        resolved.read(&mut counting, &opts, &mut |e| self.entry(file, e, emit))?;
+        let resolved = if format.name() == auto::Auto.name() {
+            auto::read_detected(&mut counting, &opts, &mut |e| self.entry(file, e, emit))?
+        } else {
+            format.read(&mut counting, &opts, &mut |e| self.entry(file, e, emit))?;
+            format
+        };
         let c = counting.into_inner();
         self.stats.files += 1;
         self.stats.bytes += c.bytes;

@@ -397,6 +397,31 @@ fn detection_of_each_shape() {
     assert_eq!(auto::detect_text("\u{feff}# c\n\nindicator,description\n198.51.100.9,scanner\n").name(), "csv");
 }
 
+/// A pipe that hands out one byte per read: detection still sees the first 64 KiB.
+#[test]
+fn detection_reads_past_short_reads() {
+    struct OneByte<'a>(&'a [u8]);
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), buf.is_empty()) {
+                (Some((b, rest)), false) => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+    for (input, want) in [(STIX.as_bytes(), "stix"), (MISP.as_bytes(), "misp"), (FEODO, "abusech-csv")] {
+        let mut rdr = FeedReader::new(ReadOptions::default());
+        let mut n = 0;
+        let used = rdr.read(&auto::Auto, "pipe", OneByte(input), &mut |_| n += 1).unwrap();
+        assert_eq!(used, want);
+        assert!(n > 0);
+    }
+}
+
 #[test]
 fn bad_rows_never_stop_the_file_and_keys_are_stable() {
     let mut input = String::new();
