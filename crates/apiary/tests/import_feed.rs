@@ -411,3 +411,28 @@ fn pull_on_a_schedule_fetches_again_with_the_etag() {
     assert!(lines[1..].iter().all(|l| l["status"] == "not_modified"), "{lines:?}");
     assert_eq!(origin.last_request_header("if-none-match").as_deref(), Some("\"s1\""));
 }
+
+#[test]
+fn several_files_of_different_formats_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let list = tmp.path().join("list.txt");
+    let table = tmp.path().join("table.csv");
+    let bundle = tmp.path().join("bundle.json");
+    std::fs::write(&list, "# ips\n101.100.216.61\n101.50.83.146\n").unwrap();
+    std::fs::write(&table, "indicator,description\n\"101.96.192.88\",\"c2, seen twice\"\n101.50.83.146,again\n").unwrap();
+    std::fs::write(
+        &bundle,
+        r#"{"type":"bundle","id":"bundle--1","objects":[{"type":"indicator","id":"indicator--1","pattern":"[domain-name:value = 'c2.evil-domain.net']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let sum = summary(&["import", "feed", "--feed", "ops/mixed", "--data", s(&data), "--json", s(&list), s(&table), s(&bundle)]);
+    let formats: Vec<&str> = sum["inputs"].as_array().unwrap().iter().map(|i| i["format"].as_str().unwrap()).collect();
+    assert_eq!(formats, ["text", "csv", "stix"]);
+    assert_eq!((n(&sum, "files"), n(&sum, "read"), n(&sum, "accepted"), n(&sum, "distinct")), (3, 5, 5, 4), "{sum}");
+    // 101.50.83.146 is in two files without times: the same key, so the second is a duplicate.
+    assert_eq!((n(&sum, "stored"), n(&sum, "duplicates")), (4, 1), "{sum}");
+    let mut values = exported(&data, "ops/mixed");
+    values.sort();
+    assert_eq!(values, ["101.100.216.61", "101.50.83.146", "101.96.192.88", "c2.evil-domain.net"]);
+}
