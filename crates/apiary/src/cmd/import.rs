@@ -219,31 +219,9 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
             let store = data.open()?;
             let rt = super::admin::runtime()?;
             let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, COWRIE_FEED, &mut summary))?;
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
             let reader = spawn_reader(a.files.clone(), read_opts, batch, progress.clone(), move |b| tx.blocking_send(b).is_ok());
-            let store = std::sync::Arc::new(store);
-            let written = rt.block_on(async {
-                // Two appends in flight: the store's writer commits one while the next is queued.
-                let mut w = Written::default();
-                let mut inflight = tokio::task::JoinSet::new();
-                while let Some(b) = rx.recv().await {
-                    while inflight.len() >= 2 {
-                        if let Some(res) = inflight.join_next().await {
-                            w.merge(res);
-                        }
-                    }
-                    if w.error.is_some() {
-                        break;
-                    }
-                    let store = store.clone();
-                    inflight.spawn(async move { append(&store, b, feed_id, reporter_id).await });
-                }
-                drop(rx);
-                while let Some(res) = inflight.join_next().await {
-                    w.merge(res);
-                }
-                w
-            });
+            let written = rt.block_on(write_batches(store, rx, feed_id, reporter_id));
             (written, reader)
         }
         Target::Hub { url, token } => {
@@ -481,6 +459,36 @@ fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<
         extra: r.extra,
         idempotency_key: Some(r.idempotency_key),
     }
+}
+
+/// Write every batch `rx` delivers to the store, two appends in flight (the store's writer
+/// commits one while the next is queued); stops at the first failure.
+pub(super) async fn write_batches(
+    store: SqliteStore,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Report>>,
+    feed_id: i64,
+    reporter_id: i64,
+) -> Written {
+    let store = std::sync::Arc::new(store);
+    let mut w = Written::default();
+    let mut inflight = tokio::task::JoinSet::new();
+    while let Some(b) = rx.recv().await {
+        while inflight.len() >= 2 {
+            if let Some(res) = inflight.join_next().await {
+                w.merge(res);
+            }
+        }
+        if w.error.is_some() {
+            break;
+        }
+        let store = store.clone();
+        inflight.spawn(async move { append(&store, b, feed_id, reporter_id).await });
+    }
+    drop(rx);
+    while let Some(res) = inflight.join_next().await {
+        w.merge(res);
+    }
+    w
 }
 
 /// Append one batch; returns (stored, duplicates).

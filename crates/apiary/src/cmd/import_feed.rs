@@ -7,7 +7,7 @@
 
 use super::admin::{split_feed, DataDir};
 use super::client::Hub;
-use super::import::{append, ensure_feed, post, resolve_target, Summary as CowrieSummary, Target, Written};
+use super::import::{ensure_feed, post, resolve_target, write_batches, Summary as CowrieSummary, Target, Written};
 use anyhow::{bail, Context};
 use apiary_ingest::feeds::{self, Column, FeedReader, ReadOptions, ReadStats};
 use apiary_ingest::Report;
@@ -185,18 +185,9 @@ pub fn import(t: &FeedTarget, inputs: Vec<Input>) -> anyhow::Result<FeedSummary>
             let store = DataDir { dir }.open()?;
             let rt = super::admin::runtime()?;
             let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, &description, &mut sink))?;
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
             let reader = spawn_reader(inputs, format, opts, batch, move |b| tx.blocking_send(b).is_ok());
-            let written = rt.block_on(async {
-                let mut w = Written::default();
-                while let Some(b) = rx.recv().await {
-                    w.merge(Ok(append(&store, b, feed_id, reporter_id).await));
-                    if w.error.is_some() {
-                        break;
-                    }
-                }
-                w
-            });
+            let written = rt.block_on(write_batches(store, rx, feed_id, reporter_id));
             (written, reader)
         }
         Target::Hub { url, token } => {
