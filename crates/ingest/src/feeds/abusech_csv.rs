@@ -5,7 +5,8 @@
 //!
 //! Each file opens with a `#` comment block; the header is either the first row after it
 //! (quoted, in Feodo's case) or the block's last comment line (`# id,dateadded,url,...`). Every
-//! field is quoted; URLhaus's `tags` cell holds commas. The malware family, the threat and the
+//! field is quoted; URLhaus's `tags` cell holds commas; ThreatFox separates fields with `", "`,
+//! which is closed up to `","` before the table is read. The malware family, the threat and the
 //! tags become tags; `dst_port` the port; first and last seen the times; the rest (status, links,
 //! reporter, ids) is kept by column name. The `# END n entries` footer is a comment.
 //!
@@ -29,6 +30,7 @@ static ABUSECH: Names = Names {
     protocol: &[],
     tlp: &[],
     header_in_comments: true,
+    spaced_separators: true,
 };
 
 impl Format for AbuseChCsv {

@@ -74,8 +74,10 @@ pub fn detect_text(head: &str) -> &'static dyn Format {
         return &super::spamhaus_drop::SpamhausDrop;
     }
     let abusech_columns = ["dst_ip", "urlhaus_link", "first_seen_utc", "ioc_value", "sha256_hash", "dateadded"];
-    let header = data.first().map(|l| l.to_ascii_lowercase()).unwrap_or_default();
-    if lower.contains("abuse.ch") || abusech_columns.iter().any(|c| header.contains(c) && header.contains(',')) {
+    // The header is the first row, or (URLhaus, ThreatFox dumps) the last comment line.
+    let headers = [data.first(), comments.last()].map(|l| l.map(|l| l.to_ascii_lowercase()).unwrap_or_default());
+    let abusech_header = headers.iter().any(|h| h.contains(',') && abusech_columns.iter().any(|c| h.contains(c)));
+    if lower.contains("abuse.ch") || abusech_header {
         return &super::abusech_csv::AbuseChCsv;
     }
     if comments.iter().any(|c| c.contains("hash:net") || c.contains("hash:ip") || c.to_ascii_lowercase().contains("firehol")) {

@@ -17,7 +17,7 @@
 use super::{rejected, skip_bom, Column, Entry, Format, Options, Record};
 use apiary_core::{parse, IType, ParseOptions};
 use serde_json::Value;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 pub struct Csv;
 
@@ -49,6 +49,8 @@ pub(crate) struct Names {
     pub tlp: &'static [&'static str],
     /// Look for the header in the last comment line before the table (`# id,dateadded,url`).
     pub header_in_comments: bool,
+    /// Fields separated by `", "` (ThreatFox): closed up before the table is read.
+    pub spaced_separators: bool,
 }
 
 pub(crate) static GENERIC: Names = Names {
@@ -66,6 +68,7 @@ pub(crate) static GENERIC: Names = Names {
     protocol: &["protocol", "proto"],
     tlp: &["tlp"],
     header_in_comments: false,
+    spaced_separators: false,
 };
 
 fn norm(h: &str) -> String {
@@ -166,6 +169,45 @@ impl Roles {
     }
 }
 
+/// Reads lines, closing up `", "` to `","`. ThreatFox separates its quoted fields with a comma
+/// and a space; by RFC 4180 a field that starts with a space is not quoted, so its quotes would
+/// stay in the cell and a comma inside it (`"c2,CobaltStrike"`) would split it.
+struct ClosedUp<'a> {
+    inner: &'a mut dyn BufRead,
+    line: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ClosedUp<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.line.len() {
+            self.line.clear();
+            self.pos = 0;
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                return Ok(0);
+            }
+            if self.line.windows(4).any(|w| w == b"\", \"") {
+                let mut closed = Vec::with_capacity(self.line.len());
+                let mut i = 0;
+                while i < self.line.len() {
+                    if self.line[i..].starts_with(b"\", \"") {
+                        closed.extend_from_slice(b"\",\"");
+                        i += 4;
+                    } else {
+                        closed.push(self.line[i]);
+                        i += 1;
+                    }
+                }
+                self.line = closed;
+            }
+        }
+        let n = out.len().min(self.line.len() - self.pos);
+        out[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Read a table: leading comments, header detection, rows.
 pub(crate) fn read_table(input: &mut dyn BufRead, opts: &Options, names: &Names, out: &mut dyn FnMut(Entry)) -> io::Result<()> {
     skip_bom(input)?;
@@ -189,13 +231,15 @@ pub(crate) fn read_table(input: &mut dyn BufRead, opts: &Options, names: &Names,
             last_comment = Some(text);
         }
     }
-    let mut rdr = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).comment(Some(b'#')).from_reader(input);
+    let source: Box<dyn Read + '_> =
+        if names.spaced_separators { Box::new(ClosedUp { inner: input, line: Vec::new(), pos: 0 }) } else { Box::new(input) };
+    let mut rdr = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).comment(Some(b'#')).from_reader(source);
     let mut roles: Option<Roles> = None;
     let column = opts.column.as_ref();
     if names.header_in_comments {
         // abuse.ch puts the header in the comment block: `# id,dateadded,url,...`.
         if let Some(c) = last_comment.filter(|c| c.contains(',')) {
-            let header: Vec<String> = c.trim_start_matches('#').split(',').map(|h| h.trim().trim_matches('"').to_owned()).collect();
+            let header: Vec<String> = c.trim_start_matches('#').split(',').map(|h| h.trim().trim_matches('"').trim().to_owned()).collect();
             let candidate = Roles::from_header(header, names, column).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             if candidate.value.is_some() {
                 roles = Some(candidate);

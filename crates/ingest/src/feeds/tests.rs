@@ -151,6 +151,27 @@ fn abusech_urlhaus_header_in_comment_and_tags_with_commas() {
 }
 
 #[test]
+fn abusech_threatfox_spaced_quotes_and_type_hints() {
+    let input = b"################################################################\n\
+# ThreatFox IOCs: CSV export                                    #\n\
+################################################################\n\
+#\n\
+# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\
+\"2025-04-21 12:00:00\", \"1479001\", \"45.155.205.1:8080\", \"ip:port\", \"botnet_cc\", \"win.cobalt_strike\", \"Agentemis\", \"Cobalt Strike\", \"\", \"100\", \"\", \"c2,CobaltStrike\", \"0\", \"abuse_ch\"\n\
+\"2025-04-21 12:01:00\", \"1479002\", \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4\", \"md5_hash\", \"payload\", \"x\", \"\", \"X\", \"\", \"50\", \"\", \"None\", \"0\", \"y\"\n";
+    let (r, st, used) = import("auto", input, Options::default());
+    assert_eq!(used, "abusech-csv");
+    assert_eq!(values(&r), [(IType::Ipv4, "45.155.205.1")]);
+    assert_eq!(r[0].port, Some(8080));
+    assert_eq!(r[0].tags, ["cobalt strike", "botnet_cc", "c2", "cobaltstrike"]);
+    assert_eq!(r[0].observed_at.map(apiary_core::format_time).as_deref(), Some("2025-04-21T12:00:00Z"));
+    assert_eq!(r[0].extra["confidence_level"], "100");
+    // `md5_hash` is the hint: 40 hex characters are no MD5.
+    assert_eq!(problems(&st), [(7, "type_mismatch")].map(|(l, _)| (l, st.problems[0].code.as_str())));
+    assert_eq!(st.rejected, 1);
+}
+
+#[test]
 fn csv_bom_comments_before_header_quoted_newline_and_nasty_values() {
     let mut input = b"\xEF\xBB\xBF# exported 2019-07-06\n\n".to_vec();
     input.extend_from_slice(
