@@ -38,7 +38,7 @@ pub struct FeedTarget {
     /// Import through the hub at this URL instead of into a data directory [env: APIARY_HUB].
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
-    /// API token for --hub [env: APIARY_TOKEN].
+    /// API token for --hub.
     #[arg(long, value_name = "TOKEN", env = "APIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the summary as one JSON object.
