@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p apiary-store --example bench_store -- [--events N] [--batch N]
-//!     [--clients N] [--seconds S] [--lookups N] [--durability full|normal] [--dir DIR]
+//!     [--clients N] [--seconds S] [--lookups N] [--durability full|normal]
+//!     [--writer-cache-mib N] [--dir DIR]
 //! ```
 //!
 //! Phases, on a fresh store (a temp dir unless `--dir`):
 //! 1. bulk, repeats: N sightings of N/10 addresses (a honeypot log: each attacker seen often);
 //! 2. bulk, distinct: N sightings of N new addresses (leaves N + N/10 indicators stored);
+//! 2b. bulk, bursts: N sightings in runs of 20 per address (an attacker's sessions come in
+//!    bursts in a honeypot log);
 //! 3. concurrent: `--clients` tasks each appending one sighting at a time for `--seconds`,
 //!    every reply durable (the configured durability), latency per append;
 //! 4. lookups: random stored values, one at a time: `query(value)` as an anonymous reader and
@@ -27,6 +30,7 @@ struct Args {
     seconds: u64,
     lookups: usize,
     durability: Durability,
+    writer_cache_mib: Option<i64>,
     dir: Option<std::path::PathBuf>,
 }
 
@@ -38,6 +42,7 @@ fn parse_args() -> Args {
         seconds: 10,
         lookups: 20_000,
         durability: Durability::Normal,
+        writer_cache_mib: None,
         dir: None,
     };
     let mut it = std::env::args().skip(1);
@@ -54,6 +59,7 @@ fn parse_args() -> Args {
                 a.durability = Durability::parse(&v).unwrap_or_else(|| panic!("--durability full|normal, not {v}"))
             }
             "--dir" => a.dir = Some(value().into()),
+            "--writer-cache-mib" => a.writer_cache_mib = Some(value().parse().expect("--writer-cache-mib N")),
             other => panic!("unknown argument {other}; see the doc comment of bench_store.rs"),
         }
     }
@@ -137,10 +143,21 @@ async fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let store = Arc::new(
-        SqliteStore::open_with(&dir, SqliteOptions { durability: args.durability, ..Default::default() })
-            .expect("open store"),
+        SqliteStore::open_with(&dir, {
+            let mut o = SqliteOptions { durability: args.durability, ..Default::default() };
+            if let Some(mib) = args.writer_cache_mib {
+                o.writer_cache_kib = mib * 1024;
+            }
+            o
+        })
+        .expect("open store"),
     );
-    println!("store at {} ({:?} durability)", dir.display(), args.durability);
+    println!(
+        "store at {} ({:?} durability); load average {}",
+        dir.display(),
+        args.durability,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
+    );
     let user = store.create_user("bench", false).await.expect("user");
     let feed = store
         .create_feed(NewFeed { owner: "bench".into(), name: "honeypot".into(), ..Default::default() })
@@ -150,6 +167,7 @@ async fn main() {
     let distinct_repeats = (args.events / 10).max(1) as u64;
     bulk(&store, &feed, &user, "repeats (10 per address)", args.events, args.batch, |j| addr(10, j % distinct_repeats)).await;
     bulk(&store, &feed, &user, "distinct (all new)", args.events, args.batch, |j| addr(11, j)).await;
+    bulk(&store, &feed, &user, "bursts (runs of 20 per address)", args.events, args.batch, |j| addr(13, j / 20)).await;
     let st = store.stats().await.expect("stats");
     println!("stored: {} sightings, {} records, {} indicators", st.sightings, st.records, st.indicators);
 

@@ -48,8 +48,14 @@ where
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let work = self.work.take().expect("a write job runs once");
-        let result = work(conn);
+        let Some(work) = self.work.take() else {
+            self.result = Some(Err(StoreError::Internal("write job run twice".into())));
+            return false;
+        };
+        // A bug in one request must not stop the writer (and with it every later write): a
+        // panic fails that request, its changes are rolled back, and the writer goes on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a write request failed unexpectedly (panic)".into())));
         let keep = result.is_ok();
         self.result = Some(result);
         keep
