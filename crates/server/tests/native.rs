@@ -276,6 +276,8 @@ async fn health_metrics_and_openapi() {
         let (status, body) = json(hub.req(Method::GET, path, None).send().await.unwrap()).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{path}");
     }
+    let (_, body) = json(hub.req(Method::GET, "/health?stats=true", None).send().await.unwrap()).await;
+    assert_eq!(body["stats"]["sightings"], 2, "{body}");
     let metrics = hub.req(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("apiary_http_requests_total{route=\"/api/v1/feeds/{owner}/{feed}/indicators\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("apiary_sightings_appended_total 2"), "{metrics}");
