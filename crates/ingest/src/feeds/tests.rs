@@ -523,6 +523,8 @@ mod properties {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
         /// Whatever the other cells hold, a CSV written by an RFC 4180 writer reads back with
         /// the same values and descriptions, and each row's line is where it starts.
         #[test]
@@ -543,6 +545,30 @@ mod properties {
             // Cells are trimmed (a description of only spaces is none).
             let want: Vec<(String, String)> = want.into_iter().map(|(v, d)| (v, d.trim().to_owned())).collect();
             prop_assert_eq!(got, want);
+        }
+
+        /// No input stops or crashes any format: arbitrary bytes (biased towards the characters
+        /// the formats care about) are read to the end without an error.
+        #[test]
+        fn every_format_reads_any_bytes_to_the_end(
+            bytes in proptest::collection::vec(prop_oneof![
+                Just(b'"'), Just(b','), Just(b'\n'), Just(b'#'), Just(b';'), Just(b'{'), Just(b'}'), Just(b'['), Just(b']'),
+                Just(b'\''), Just(b'\\'), Just(b':'), Just(b'1'), Just(b'.'), Just(b'/'), Just(0xEF), Just(0xBB), Just(0xBF), any::<u8>(),
+            ], 0..400)
+        ) {
+            for f in FORMATS {
+                let mut rdr = FeedReader::new(ReadOptions::default());
+                let res = rdr.read(*f, "fuzz", &bytes[..], &mut |_| {});
+                prop_assert!(res.is_ok(), "{}: {:?}", f.name(), res);
+                let st = rdr.stats();
+                prop_assert_eq!(st.accepted + st.rejected, st.read, "{}", f.name());
+            }
+        }
+
+        /// STIX patterns: any text gives comparisons or a reason, never a panic.
+        #[test]
+        fn stix_patterns_never_panic(p in "[\\[\\]()'\\\\a-z:=. ORAND0-9-]{0,60}") {
+            let _ = stix::comparisons(&p);
         }
 
         /// A plain list: every line is a comment, blank, accepted or rejected, never lost; and
