@@ -148,6 +148,9 @@ pub fn app(state: AppState) -> Router {
     Router::new().merge(taxii::routes(state)).fallback_service(paths::collapse_slashes(routes))
 }
 
+/// How long requests in flight may take to finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(30);
+
 /// Run the hub until `shutdown` resolves, then finish in-flight requests and return.
 pub async fn serve(
     config: Config,
@@ -165,7 +168,25 @@ pub async fn serve(
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
-            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+            // Stop accepting at the signal; give requests in flight GRACE to finish, then stop anyway
+            // (an idle keep-alive client must not keep the hub up).
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            });
+            let mut graceful_rx = stop_rx.clone();
+            let mut deadline_rx = stop_rx;
+            let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+                let _ = graceful_rx.wait_for(|stop| *stop).await;
+            });
+            tokio::select! {
+                result = std::future::IntoFuture::into_future(server) => result?,
+                _ = async move {
+                    let _ = deadline_rx.wait_for(|stop| *stop).await;
+                    tokio::time::sleep(GRACE).await;
+                } => tracing::warn!("connections still open {} s after the signal; stopping anyway", GRACE.as_secs()),
+            }
         }
         Some(files) => {
             // One crypto provider for the process; ring is already built for the HTTP client.
@@ -183,7 +204,7 @@ pub async fn serve(
             let stopper = handle.clone();
             tokio::spawn(async move {
                 shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+                stopper.graceful_shutdown(Some(GRACE));
             });
             tracing::info!("listening on https://{listen}");
             axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await?;
