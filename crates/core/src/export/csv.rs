@@ -4,8 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::{Format, Meta, Record};
-use crate::format_time;
+use super::{time_text as format_time, Format, Meta, Record};
 
 /// The header row, in the native field names.
 pub const COLUMNS: &[&str] = &[

@@ -5,8 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Format, Meta, Record};
-use crate::format_time;
+use super::{time_text as format_time, Format, Meta, Record};
 
 /// One indicator in native field names.
 #[derive(Serialize)]

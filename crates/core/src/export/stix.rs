@@ -19,7 +19,8 @@ use crate::IType;
 
 /// Apiary's UUIDv5 namespace (itself the UUIDv5 of `apiary:stix` in the URL namespace).
 pub fn namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"apiary:stix")
+    static NS: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"apiary:stix"))
 }
 
 /// A deterministic UUID for `name` among things of `kind` (`indicator`, `identity`,
@@ -41,7 +42,7 @@ pub fn identity_id(producer: &str) -> String {
 
 /// A STIX timestamp: UTC, millisecond precision.
 pub fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    super::time_millis(t)
 }
 
 /// The fixed TLP 1.0 marking definitions (STIX 2.1 §7.2.1.4): (label, id, name).
@@ -143,12 +144,13 @@ impl<'a> IndicatorObject<'a> {
     pub fn of(r: &Record<'a>, scope: &str, identity: &'a str) -> Option<IndicatorObject<'a>> {
         let pattern = pattern(r.itype, r.value)?;
         let created = r.firsttime.min(r.lasttime);
+        let created_text = time(created);
         Some(IndicatorObject {
             kind: "indicator",
             spec_version: "2.1",
             id: indicator_id(scope, r.itype, r.value),
             created_by_ref: identity,
-            created: time(created),
+            created: created_text.clone(),
             modified: time(r.lasttime.max(created)),
             name: r.value,
             description: r.description.filter(|d| !d.trim().is_empty()),
@@ -156,7 +158,7 @@ impl<'a> IndicatorObject<'a> {
             pattern,
             pattern_type: "stix",
             pattern_version: "2.1",
-            valid_from: time(created),
+            valid_from: created_text,
             labels: r.tags,
             // STIX confidence is 0–100; the publisher's claim is 0–10.
             confidence: r.confidence.filter(|c| c.is_finite()).map(|c| (c.clamp(0.0, 10.0) * 10.0).round() as u8),
