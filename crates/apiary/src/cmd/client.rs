@@ -160,16 +160,16 @@ fn enc(s: &str) -> String {
 /// Publish indicators to one of your feeds on a hub.
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Publish indicators to a feed on a hub (POST /api/v1/feeds/USER/FEED/indicators).\n\n\
+    after_help = concat!("Publish indicators to a feed on a hub (POST /api/v1/feeds/USER/FEED/indicators).\n\n\
 Values are normalised by the hub: `198.051.100.007`, `hxxp://a[.]example/x` and `[2001:db8::1]:22`\n\
 are understood. Values the hub refuses are listed with the reason; the others are stored.\n\
 Exit status: 0 when every value was accepted, 1 when some were rejected, 2 when the hub could\n\
-not be reached or refused the request.",
-    after_help = "Examples:
+not be reached or refused the request.\n\n",
+        "Examples:
   export APIARY_HUB=http://127.0.0.1:8080 APIARY_TOKEN=...
   apiary publish alice/ssh-scanners 198.51.100.7 203.0.113.0/24 --tags scanner,ssh
   apiary publish alice/phish --file urls.txt --tags phishing --description \"reported by users\"
-  grep -v '^#' blocklist.txt | apiary publish alice/blocklist --file - --json"
+  grep -v '^#' blocklist.txt | apiary publish alice/blocklist --file - --json")
 )]
 pub struct PublishArgs {
     /// The feed, `USER/FEED`.
@@ -296,16 +296,16 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
 /// Search a hub for a value: one record per feed that holds it.
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Search a hub for a value (GET /api/v1/indicators?q=VALUE).\n\n\
+    after_help = concat!("Search a hub for a value (GET /api/v1/indicators?q=VALUE).\n\n\
 The hub normalises the value first, so `hxxp://a[.]example/x` finds `http://a.example/x`. One\n\
 record is printed per feed that holds the value, with native field names: indicator, itype,\n\
 feed, firsttime, lasttime, reporttime, count, tags, portlist, protocol, ... A CIDR finds the\n\
-addresses inside it with --within.",
-    after_help = "Examples:
+addresses inside it with --within.\n\n",
+        "Examples:
   apiary search 198.51.100.7
   apiary search 198.51.100.0/24 --within --limit 500
   apiary search evil.example --json | jq -r .feed
-  APIARY_HUB=https://hub.example APIARY_TOKEN=... apiary search 198.51.100.7"
+  APIARY_HUB=https://hub.example APIARY_TOKEN=... apiary search 198.51.100.7")
 )]
 pub struct SearchArgs {
     /// The value to look for.

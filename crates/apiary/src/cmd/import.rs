@@ -40,7 +40,7 @@ pub enum ImportKind {
 /// Import Cowrie JSON logs into a feed.
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Import Cowrie JSON logs into a feed, offline into a data directory or through a hub.\n\n\
+    after_help = concat!("Import Cowrie JSON logs into a feed, offline into a data directory or through a hub.\n\n\
 Events are assembled into sessions (per sensor and session id). Each session gives a sighting\n\
 of the attacker's address (port = the honeypot's port, protocol ssh/telnet, observed from the\n\
 session's start to its end, tags from how deep it went: scanner, bruteforce, login, commands,\n\
@@ -55,8 +55,8 @@ the feed there if missing.\n\n\
 Lines that are not JSON, invalid UTF-8 (read with replacement characters) and values the\n\
 indicator core refuses are counted and listed with their line numbers; the rest is imported.\n\
 Exit status: 0 when the run completed (even with rejected lines), 1 when it stopped part way\n\
-(what was written stays written), 2 when it could not start.",
-    after_help = "Examples:
+(what was written stays written), 2 when it could not start.\n\n",
+        "Examples:
   apiary import cowrie --feed ops/honeypots /var/log/cowrie/cowrie.json*
   apiary import cowrie --feed ops/honeypots --data /srv/apiary cowrie.json.2024-05-01 --json
   apiary import cowrie --feed ops/honeypots --hub https://hub.example --token $TOKEN cowrie.json
@@ -64,7 +64,7 @@ Exit status: 0 when the run completed (even with rejected lines), 1 when it stop
 
 Import all of a sensor's rotated files in one run: a session that spans midnight is then
 assembled whole (imported separately, its two halves become two sightings with the same key,
-and the second is counted as a duplicate)."
+and the second is counted as a duplicate).")
 )]
 pub struct CowrieArgs {
     /// The feed to import into, `USER/FEED`.
@@ -79,7 +79,7 @@ pub struct CowrieArgs {
     /// Import through the hub at this URL instead of into a data directory [env: APIARY_HUB].
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
-    /// API token for --hub [env: APIARY_TOKEN].
+    /// API token for --hub.
     #[arg(long, value_name = "TOKEN", env = "APIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Name the sensor for every event (default: each event's `sensor` field; events without
