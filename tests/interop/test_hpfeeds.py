@@ -267,6 +267,12 @@ def test_real_cowrie_delivers_a_session_over_hpfeeds(hp_hub, cowrie_venv, world_
     c.start()
     try:
         _settle(pub, sub)
+        # Cowrie's hpfeeds client connects in the background: a session that closes before it
+        # has authenticated is not sent, so wait for the broker to log the login first.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "ident=cowrie-pot" not in hp_hub.log():
+            time.sleep(0.2)
+        assert "ident=cowrie-pot" in hp_hub.log(), "Cowrie never authenticated\ncowrie.log:\n" + tail(c.log)
         c.attack()
         # Cowrie publishes when the session closes.
         got = sub.wait_for(lambda m: m[1] == "cowrie.sessions" and m[0] == "cowrie-pot", timeout=60)
