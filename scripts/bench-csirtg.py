@@ -9,11 +9,11 @@ full pass, measured in the thread's CPU time (the machine is shared; wall time w
 neighbours). Prints one JSON object.
 """
 import argparse
+import importlib.metadata
 import json
 import statistics
 import time
 
-import csirtg_indicator
 from csirtg_indicator import Indicator
 
 
@@ -45,7 +45,7 @@ def main():
         rates.append(len(ok) / (time.thread_time() - start))
     print(json.dumps({
         "library": "csirtg-indicator",
-        "version": getattr(csirtg_indicator, "__version__", "unknown"),
+        "version": importlib.metadata.version("csirtg-indicator"),
         "values": len(values),
         "accepted": len(ok),
         "per_s": statistics.median(rates),

@@ -136,7 +136,7 @@ pub(crate) fn parse_v6(s: &str) -> Option<(u128, bool)> {
     }
     if let Some(dot) = s.find('.') {
         let colon = s[..dot].rfind(':')?;
-        let (v4, padded) = parse_v4(s[colon + 1..].as_bytes())?;
+        let (v4, padded) = parse_v4(&s.as_bytes()[colon + 1..])?;
         let head = &s[..=colon];
         let text = format!("{head}{:x}:{:x}", v4 >> 16, v4 & 0xffff);
         return text.parse::<Ipv6Addr>().ok().map(|a| (u128::from(a), padded));

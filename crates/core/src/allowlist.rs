@@ -472,7 +472,8 @@ impl Allowlist {
         let special: Vec<&str> = special.iter().map(String::as_str).collect();
         let names: &[&str] = &["domain", "hostname", "url", "email"];
         let hashes: &[&str] = &["md5", "sha1", "sha256", "sha512"];
-        let lists: [(&str, ListKind, &[&str], Option<&[&str]>); 4] = [
+        type Builtin<'a> = (&'a str, ListKind, &'a [&'a str], Option<&'a [&'a str]>);
+        let lists: [Builtin; 4] = [
             ("special-use", ListKind::Cidr, &special, None),
             ("public-resolvers", ListKind::Cidr, PUBLIC_RESOLVERS, None),
             ("special-use-names", ListKind::Hostname, SPECIAL_NAMES, Some(names)),

@@ -293,7 +293,7 @@ fn host_indicator(
 fn plausible_web_host(head: &str) -> bool {
     let Ok((host, _)) = split_host_port(head) else { return false };
     let mut scratch = Vec::new();
-    matches!(parse_host(host, false, &mut scratch), Ok(_)) && !host.is_empty()
+    !host.is_empty() && parse_host(host, false, &mut scratch).is_ok()
 }
 
 fn url_indicator(s: &str, mut flags: Vec<Flag>) -> Result<Indicator, Rejection> {

@@ -9,7 +9,8 @@ fn opts() -> ParseOptions {
 }
 
 /// (case id or "", input, type hint, expected type, expected value, expected port)
-const ACCEPTED: &[(&str, &str, Option<IType>, IType, &str, Option<u16>)] = &[
+type Accepted = (&'static str, &'static str, Option<IType>, IType, &'static str, Option<u16>);
+const ACCEPTED: &[Accepted] = &[
     // TI-01: hxxps refangs to https, not http; scheme and host lowercased, path kept.
     ("TI-01", "HXXPS://login.example[.]com/verify", None, IType::Url, "https://login.example.com/verify", None),
     ("", "hxxp://evil[.]example/a/B?c=D", None, IType::Url, "http://evil.example/a/B?c=D", None),
