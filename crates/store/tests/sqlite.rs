@@ -149,6 +149,50 @@ async fn a_full_queue_is_busy_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_request_in_a_group_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let (u, f) = alice_feed(&*store).await;
+    // Hold the write lock so that everything below queues up and commits as one group.
+    let blocker = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut good = Vec::new();
+    for i in 0..10 {
+        let (store, f, u) = (store.clone(), f.clone(), u.clone());
+        good.push(tokio::spawn(async move { store.append_sightings(vec![sighting(&f, &u, &format!("192.0.2.{i}"))]).await }));
+    }
+    let mut ghost = f.clone();
+    ghost.id += 1000;
+    let bad_append = {
+        let (store, u) = (store.clone(), u.clone());
+        // The good sighting comes first in the request: it must be rolled back with the rest.
+        tokio::spawn(async move {
+            store.append_sightings(vec![sighting(&f, &u, "198.51.100.1"), sighting(&ghost, &u, "198.51.100.2")]).await
+        })
+    };
+    let conflict = {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_user("alice", false).await })
+    };
+    let new_user = {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_user("bob", false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    for g in good {
+        assert!(!g.await.unwrap().unwrap()[0].duplicate);
+    }
+    assert!(matches!(bad_append.await.unwrap(), Err(StoreError::NotFound(_))));
+    assert!(matches!(conflict.await.unwrap(), Err(StoreError::Conflict(_))));
+    new_user.await.unwrap().unwrap();
+    assert_eq!(store.get_indicator("198.51.100.1").await.unwrap(), None, "the failed request left nothing");
+    assert_eq!(store.stats().await.unwrap().sightings, 10);
+    assert!(store.get_user("bob").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let secret;

@@ -114,8 +114,8 @@ pub(crate) fn run(conn: Connection, mut rx: mpsc::Receiver<Request>) {
 }
 
 fn commit_group(conn: &Connection, group: Vec<Request>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let err = super::db_error(e);
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        let err = e;
         for req in group {
             req.job.finish(Err(clone_error(&err)));
         }
@@ -127,29 +127,30 @@ fn commit_group(conn: &Connection, group: Vec<Request>) {
         // costs a copy of every page it touches): a failure rolls back the whole transaction.
         let mut req = group.into_iter().next().expect("one request");
         if req.job.run(conn) {
-            let committed = conn.execute_batch("COMMIT").map_err(super::db_error);
+            let committed = exec(conn, "COMMIT");
             if committed.is_err() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = exec(conn, "ROLLBACK");
             }
             req.job.finish(committed);
         } else {
-            let rolled_back = conn.execute_batch("ROLLBACK").map_err(super::db_error);
+            let rolled_back = exec(conn, "ROLLBACK");
             req.job.finish(rolled_back);
         }
         return;
     }
     for mut req in group {
-        let outcome = conn.execute_batch("SAVEPOINT job").map_err(super::db_error).and_then(|()| {
-            let keep = req.job.run(conn);
-            let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            conn.execute_batch(end).map_err(super::db_error)
+        let outcome = exec(conn, "SAVEPOINT job").and_then(|()| {
+            if !req.job.run(conn) {
+                exec(conn, "ROLLBACK TO job")?;
+            }
+            exec(conn, "RELEASE job")
         });
         jobs.push((req.job, outcome));
     }
-    let committed = conn.execute_batch("COMMIT").map_err(super::db_error);
+    let committed = exec(conn, "COMMIT");
     if committed.is_err() {
         // Leave no half-open transaction behind for the next group.
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     for (job, outcome) in jobs {
         let answer = match (&committed, outcome) {
@@ -159,6 +160,12 @@ fn commit_group(conn: &Connection, group: Vec<Request>) {
         };
         job.finish(answer);
     }
+}
+
+/// Run a transaction-control statement, prepared once per connection (they run several
+/// times per group; parsing them each time shows in a profile of single appends).
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map(|_| ()).map_err(super::db_error)
 }
 
 fn clone_error(e: &StoreError) -> StoreError {
