@@ -9,11 +9,11 @@
 //! Phases, on a fresh store (a temp dir unless `--dir`):
 //! 1. bulk, repeats: N sightings of N/10 addresses (a honeypot log: each attacker seen often);
 //! 2. bulk, distinct: N sightings of N new addresses (leaves N + N/10 indicators stored);
-//! 2b. bulk, bursts: N sightings in runs of 20 per address (an attacker's sessions come in
+//! 3. bulk, bursts: N sightings in runs of 20 per address (an attacker's sessions come in
 //!    bursts in a honeypot log);
-//! 3. concurrent: `--clients` tasks each appending one sighting at a time for `--seconds`,
+//! 4. concurrent: `--clients` tasks each appending one sighting at a time for `--seconds`,
 //!    every reply durable (the configured durability), latency per append;
-//! 4. lookups: random stored values, one at a time: `query(value)` as an anonymous reader and
+//! 5. lookups: random stored values, one at a time: `query(value)` as an anonymous reader and
 //!    `get_indicator(value)`.
 
 use apiary_core::IType;
@@ -181,7 +181,7 @@ async fn main() {
             let mut busy = 0u64;
             let mut i = 0u64;
             while Instant::now() < deadline {
-                let v = if i % 2 == 0 { addr(10, client * 7_919 + i) } else { addr(12, client << 16 | i) };
+                let v = if i.is_multiple_of(2) { addr(10, client * 7_919 + i) } else { addr(12, client << 16 | i) };
                 let t = Instant::now();
                 match store.append_sightings(vec![sighting(&feed, &user, v, i)]).await {
                     Ok(_) => lat.push(t.elapsed()),
