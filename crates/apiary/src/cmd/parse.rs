@@ -9,22 +9,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Parse and normalise indicator values, and show how each is classified.
-///
-/// Prints one line per value: its type and stored (normalised) form, the port if one was given,
-/// indicators derived from it (a URL's host, an e-mail's domain), its special-use class
-/// (private, loopback, documentation, ...), the allowlists it is on and what normalising did.
-/// A rejected value gets a line with the reason.
-///
-/// Allowlists: the built-in lists (special-use ranges, big public resolvers, special-use names,
-/// empty-file hashes) plus the MISP warninglists under each `--allowlist DIR`: `DIR/<name>/list.json`,
-/// `DIR/<name>.json`, or `DIR/list.json` itself. A list is used to *exclude* or to *hold* according
-/// to its optional `"use"` field, else by its name (see docs/indicators.md).
-///
-/// Exit status: 0 when every value was accepted, 1 when any was rejected, 2 on a usage or
-/// allowlist error.
+/// Arguments of `apiary parse`. The one-line summary comes from the subcommand list in
+/// `cmd/mod.rs`; `--help` adds `LONG_HELP` after the options.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  apiary parse 'hxxps://login.example[.]com/verify' 198.051.100.007\n  apiary parse --json --allowlist ../shared/data/warninglists 192.168.31.210:80\n  cut -d, -f1 feed.csv | apiary parse --json -")]
+#[command(after_help = EXAMPLES, after_long_help = LONG_HELP)]
 pub struct ParseArgs {
     /// Print one JSON object per line: {"input","itype","value","port","derived","reserved","listed","flags","error"}.
     #[arg(long)]
@@ -46,6 +34,38 @@ pub struct ParseArgs {
     #[arg(required = true, value_name = "VALUE")]
     pub values: Vec<String>,
 }
+
+const LONG_HELP: &str = "\
+What it prints: one line per value: its type and stored (normalised) form, the port if one was given,
+indicators derived from it (a URL's host, an e-mail's domain), its special-use class (private,
+loopback, documentation, ...), the allowlists it is on, and what normalising did (flags). A
+rejected value gets a line with the reason. Codes are listed in docs/codes.md.
+
+Allowlists: the built-in lists (special-use ranges, big public resolvers, special-use names,
+empty-file hashes) plus the MISP warninglists under each --allowlist DIR: DIR/<name>/list.json,
+DIR/<name>.json, or DIR/list.json itself. A list is used to `exclude` or to `hold` according to
+its optional \"use\" field, else by its name: rfc*, bogon*, multicast, ipv6-linklocal,
+public-dns*, sinkholes, tlds, empty-hashes and other special-use lists exclude; cloud, CDN,
+top-site, URL-shortener and unknown lists hold (see docs/indicators.md).
+
+With --json, one object per line:
+  {\"input\":..,\"itype\":..,\"value\":..,\"port\":n|null,\"derived\":[{\"itype\":..,\"value\":..}],
+   \"reserved\":code|null,\"listed\":[{\"list\":..,\"use\":\"exclude\"|\"hold\"}],\"flags\":[code,..],
+   \"error\":{\"code\":..,\"message\":..}|null}
+
+Exit status: 0 when every value was accepted, 1 when any was rejected (each still gets its
+line), 2 on a usage or allowlist error.
+
+Examples:
+  apiary parse 'hxxps://login.example[.]com/verify' 198.051.100.007
+  apiary parse --json --allowlist ../shared/data/warninglists 192.168.31.210:80
+  cut -d, -f1 feed.csv | apiary parse --json -";
+
+const EXAMPLES: &str = "\
+Examples:
+  apiary parse 'hxxps://login.example[.]com/verify' 198.051.100.007
+  apiary parse --json --allowlist ../shared/data/warninglists 192.168.31.210:80
+  cut -d, -f1 feed.csv | apiary parse --json -";
 
 fn parse_itype(s: &str) -> Result<IType, String> {
     IType::from_name(s).ok_or_else(|| format!("unknown type `{s}`"))
