@@ -90,7 +90,7 @@ pub struct CowrieArgs {
     #[arg(long)]
     pub json: bool,
     /// Sightings per write to the store (or per POST to a hub, at most 2,000).
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch: u64,
     /// How many problems (rejected lines, refused values) to list in the summary; all are counted.
     #[arg(long, default_value_t = 20)]
