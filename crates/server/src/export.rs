@@ -231,12 +231,23 @@ pub struct Walk {
     red: HashMap<i64, bool>,
     /// Hashes of values already exported (hub-wide only): 8 bytes per distinct value.
     seen: HashSet<u64>,
+    /// Page size to fetch ahead while the caller formats the current page (exports only:
+    /// TAXII needs every page to end exactly where its `next` cursor says).
+    read_ahead: Option<usize>,
+    ahead: Option<tokio::task::JoinHandle<Result<apiary_store::Page<FeedRecord>, StoreError>>>,
 }
 
 impl Walk {
     pub fn new(store: Arc<dyn Store>, sel: Selection, cursor: Option<String>) -> Walk {
         let owners = sel.feeds.iter().map(|f| (f.id, (f.owner_id, f.visibility == Visibility::Private))).collect();
-        Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new() }
+        Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new(), read_ahead: None, ahead: None }
+    }
+
+    /// Fetch the next page of `size` records in the background while the current one is
+    /// formatted: the store and the formatter then run on two cores instead of taking turns.
+    pub fn read_ahead(mut self, size: usize) -> Walk {
+        self.read_ahead = Some(size.clamp(1, 10_000));
+        self
     }
 
     fn query(&self, limit: usize) -> Query {
@@ -252,15 +263,23 @@ impl Walk {
         }
     }
 
-    /// The next store page of at most `want` records (None at the end). The cursor moves past
-    /// the whole page, so a caller that pages with `want` = what it still needs never skips.
+    /// The next store page of at most `want` records (None at the end; with read-ahead, pages
+    /// after the first have the read-ahead size). The cursor moves past the whole page, so a
+    /// caller that pages with `want` = what it still needs never skips.
     pub async fn page(&mut self, want: usize) -> Result<Option<Vec<FeedRecord>>, StoreError> {
         if self.done || self.sel.feeds.is_empty() {
             return Ok(None);
         }
-        let page = self.store.query(&self.query(want.clamp(1, 10_000))).await?;
+        let page = match self.ahead.take() {
+            Some(task) => task.await.map_err(|e| StoreError::Internal(format!("export read-ahead failed: {e}")))??,
+            None => self.store.query(&self.query(want.clamp(1, 10_000))).await?,
+        };
         self.done = page.next.is_none();
         self.cursor = page.next;
+        if let (Some(size), false) = (self.read_ahead, self.done) {
+            let (store, q) = (self.store.clone(), self.query(size));
+            self.ahead = Some(tokio::spawn(async move { store.query(&q).await }));
+        }
         Ok(Some(page.items))
     }
 
@@ -392,7 +411,7 @@ pub async fn run(job: Job, out: mpsc::Sender<Bytes>) -> Result<Summary, ExportEr
     policy.tlp = job.spec.tlp.clone();
     policy.min_confidence = job.spec.min_confidence;
     let mut format = (job.spec.format.new)(&job.meta);
-    let mut walk = Walk::new(job.store, job.selection, None);
+    let mut walk = Walk::new(job.store, job.selection, None).read_ahead(PAGE);
     let mut summary = Summary::default();
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
     let io = |e: std::io::Error| StoreError::Internal(format!("formatting the export: {e}"));
@@ -402,6 +421,9 @@ pub async fn run(job: Job, out: mpsc::Sender<Bytes>) -> Result<Summary, ExportEr
         let want = PAGE.min(limit - summary.exported as usize);
         let Some(page) = walk.page(want).await? else { break };
         for r in &page {
+            if summary.exported as usize >= limit {
+                break;
+            }
             match walk.admit(&policy, r).await? {
                 Ok(rec) if format.accepts(&rec) => {
                     format.record(&rec, &mut buf).map_err(io)?;
