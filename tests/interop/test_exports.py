@@ -273,3 +273,28 @@ def test_cli_export_through_hub_and_offline_agree(world):
     assert cats.splitlines()[0] == "1,Scanner,Scanning hosts"
     bad = hub.cli("export", FEED, "--format", "pdf", "--hub", hub.url, check=False)
     assert bad.returncode != 0 and "unknown format" in bad.stderr
+
+
+# -- round trip: real feed files in, plain text out --------------------------------------------------
+def test_every_real_feed_file_round_trips_through_the_text_export(apiary_bin, shared, tmp_path: Path):
+    """Each file of ../shared/data/feeds imports, and the feed's text export lists exactly the
+    values the import report calls exportable (stored minus what the exclude, hold and special-use
+    rules keep out); the jsonl export, a data format, also carries the held ones."""
+    files = sorted((shared / "data" / "feeds").iterdir())
+    require(len(files) >= 8, "../shared/data/feeds holds the real feed files")
+    data = tmp_path / "data"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        p = subprocess.run([str(apiary_bin), *args], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"apiary {' '.join(args)}: {p.returncode}\n{p.stderr}"
+        return p
+
+    run("user", "add", "rt", "--data", str(data))
+    for i, path in enumerate(files):
+        feed = f"rt/file{i}"
+        report = json.loads(run("import", "feed", "--feed", feed, "--data", str(data), "--json", str(path)).stdout)
+        text = values_of_text(run("export", feed, "--format", "text", "--window", "all", "--data", str(data)).stdout)
+        assert len(text) == report["exportable"], f"{path.name}: export lists {len(text)}, import said {report['exportable']} exportable"
+        rows = [json.loads(line) for line in run("export", feed, "--format", "jsonl", "--window", "all", "--data", str(data)).stdout.splitlines()]
+        assert {r["indicator"] for r in rows if not r["held"]} == text, path.name
+        assert len(rows) == report["exportable"] + report["held"], path.name

@@ -433,7 +433,11 @@ async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filte
         feeds: coll.feeds.clone(),
         reader: caller.reader(),
         reader_is_admin: caller.0.as_ref().is_some_and(|p| p.admin),
-        itype: None, tags: Vec::new(), since, dedupe: coll.block };
+        itype: None,
+        tags: Vec::new(),
+        since,
+        dedupe: coll.block,
+    };
     let mut walk = Walk::new(state.store.clone(), sel, f.next.clone());
     let (scope, producer) = coll.scope();
     let identity = stix::identity_id(&producer);
