@@ -124,28 +124,39 @@ async fn a_full_queue_is_busy_at_once() {
     let blocker = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-    let spawn_append = |v: &'static str| {
+    let spawn_append = |v: String| {
         let (store, f, u) = (store.clone(), f.clone(), u.clone());
-        tokio::spawn(async move { store.append_sightings(vec![sighting(&f, &u, v)]).await })
+        tokio::spawn(async move { store.append_sightings(vec![sighting(&f, &u, &v)]).await })
     };
-    let in_writer = spawn_append("192.0.2.1");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let queued = [spawn_append("192.0.2.2"), spawn_append("192.0.2.3")];
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One request waits in the writer, two in the queue; the next one is refused. Requests
+    // are sent one at a time until one comes back, whatever the machine's speed.
+    let mut waiting = Vec::new();
+    let mut refused = None;
+    for i in 0..10 {
+        let h = spawn_append(format!("192.0.2.{i}"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if h.is_finished() {
+            refused = Some(h.await.unwrap());
+            break;
+        }
+        waiting.push(h);
+    }
+    assert!(matches!(refused, Some(Err(StoreError::Busy))), "got {refused:?}");
+    assert!((2..=3).contains(&waiting.len()), "{} requests waited with a queue of 2", waiting.len());
 
     let started = Instant::now();
-    let res = store.append_sightings(vec![sighting(&f, &u, "192.0.2.4")]).await;
+    let res = store.append_sightings(vec![sighting(&f, &u, "198.51.100.1")]).await;
     assert!(matches!(res, Err(StoreError::Busy)), "got {res:?}");
     assert!(started.elapsed() < Duration::from_millis(500), "Busy comes at once, not after a wait");
 
     blocker.execute_batch("COMMIT").unwrap();
-    in_writer.await.unwrap().unwrap();
-    for q in queued {
-        q.await.unwrap().unwrap();
+    let accepted = waiting.len() as i64;
+    for w in waiting {
+        w.await.unwrap().unwrap();
     }
     // Once drained, appends are accepted again.
-    store.append_sightings(vec![sighting(&f, &u, "192.0.2.4")]).await.unwrap();
-    assert_eq!(store.stats().await.unwrap().sightings, 4);
+    store.append_sightings(vec![sighting(&f, &u, "198.51.100.1")]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().sightings, accepted + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
