@@ -261,3 +261,22 @@ def world_readable_tmp():
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# -- CI: nothing may be skipped --------------------------------------------------------------------
+# Any skip (an importorskip of a module, a missing tool, ...) in CI means a piece the suite should
+# have had is missing: the run fails, with the reasons listed (-ra) above the summary.
+def pytest_sessionfinish(session, exitstatus):
+    if not CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if CI and terminalreporter.stats.get("skipped"):
+        terminalreporter.write_line(
+            f"CI=true: {len(terminalreporter.stats['skipped'])} skipped test(s) fail the run", red=True
+        )
