@@ -14,6 +14,7 @@ pub mod itype;
 pub mod normalise;
 pub mod special;
 pub mod time;
+pub mod trust;
 
 pub use allowlist::{Allowlist, ListKind, ListUse, Listed, WarningList};
 pub use error::{RejectCode, Rejection};

@@ -8,6 +8,7 @@ pub mod import;
 pub mod import_feed;
 pub mod parse;
 pub mod serve;
+pub mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Manage the hpfeeds broker's idents (admin, works on the data directory).
     Hpfeeds(hpfeeds::HpfeedsArgs),
+    /// Run the trust model and baselines on a simulated Internet with adversaries.
+    Simulate(simulate::SimulateArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Pull(a) => import_feed::run_pull(a),
         Command::Hpfeeds(a) => hpfeeds::run(a),
+        Command::Simulate(a) => simulate::run(a),
     };
     match result {
         Ok(code) => code,
