@@ -401,3 +401,72 @@ async fn a_kill_9_after_a_reply_loses_nothing() {
     let total: i64 = c.query_row("SELECT sum(count) FROM feed_records", [], |r| r.get(0)).unwrap();
     assert_eq!(total, st.sightings);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_database_is_migrated_with_its_data() {
+    // Version 3 kept each value's text and search keys in every feed record and sighting;
+    // version 4 keeps them once per value. Ids (records, sightings) must survive the move.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(include_str!("../migrations/sqlite/0001_init.sql")).unwrap();
+        c.execute_batch(include_str!("../migrations/sqlite/0002_indicator_reporters.sql")).unwrap();
+        c.execute_batch(include_str!("../migrations/sqlite/0003_hpfeeds_idents.sql")).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (id, name, admin, created_at) VALUES (1, 'alice', 0, 0), (2, 'bob', 0, 0);
+             INSERT INTO feeds (id, owner_id, name, visibility, created_at, updated_at)
+                 VALUES (1, 1, 'hp', 'public', 0, 0), (2, 2, 'dns', 'public', 0, 0);
+             INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources, reserved, reporters) VALUES
+                 ('192.0.2.1', 'ipv4', 10, 30, 3, 2, 2, NULL, '[1,2]'),
+                 ('www.example.com', 'fqdn', 5, 5, 1, 1, 1, NULL, '[2]');
+             INSERT INTO feed_records (id, feed_id, value, itype, firsttime, lasttime, reporttime, count, tags, ports,
+                 tlp, addr_start, addr_end, host_key, created_at, updated_at) VALUES
+                 (7, 1, '192.0.2.1', 'ipv4', 10, 20, 20, 2, '[\"scanner\"]', '[22]', 'green', x'C0000201', x'C0000201', NULL, 0, 0),
+                 (9, 2, '192.0.2.1', 'ipv4', 30, 30, 30, 1, '[]', '[]', 'amber', x'C0000201', x'C0000201', NULL, 0, 0),
+                 (11, 2, 'www.example.com', 'fqdn', 5, 5, 5, 1, '[\"c2\"]', '[]', 'green', NULL, NULL, 'com.example.www.', 0, 0);
+             INSERT INTO record_tags (tag, record_id) VALUES ('scanner', 7), ('c2', 11);
+             INSERT INTO sightings (seq, feed_id, record_id, reporter_id, itype, value, observed_at, received_at, tags,
+                 ports, tlp, count, extra, idempotency_key) VALUES
+                 (100, 1, 7, 1, 'ipv4', '192.0.2.1', 10, 10, '[\"scanner\"]', '[22]', 'green', 1, '{\"session\":\"a\"}', 'k1'),
+                 (101, 1, 7, 1, 'ipv4', '192.0.2.1', 20, 20, '[]', '[]', 'green', 1, '{}', NULL),
+                 (102, 2, 9, 2, 'ipv4', '192.0.2.1', 30, 30, '[]', '[]', 'amber', 1, '{}', NULL),
+                 (103, 2, 11, 2, 'fqdn', 'www.example.com', 5, 5, '[\"c2\"]', '[]', 'green', 1, '{}', NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let sum = store.get_indicator("192.0.2.1").await.unwrap().unwrap();
+    assert_eq!((sum.itype, sum.count, sum.feeds, sum.sources), (IType::Ipv4, 3, 2, 2));
+
+    let values = |p: Page<FeedRecord>| p.items.into_iter().map(|r| (r.id, r.indicator, r.feed)).collect::<Vec<_>>();
+    let by_value = store.query(&Query { value: Some("192.0.2.1".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(values(by_value), vec![(9, "192.0.2.1".into(), "bob/dns".into()), (7, "192.0.2.1".into(), "alice/hp".into())]);
+    let within = store.query(&Query { within: Some("192.0.2.0/24".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(within.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![9, 7]);
+    let domain = store.query(&Query { domain: Some("example.com".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(values(domain), vec![(11, "www.example.com".into(), "bob/dns".into())]);
+    let tagged = store.query(&Query { tags: vec!["scanner".into()], ..Default::default() }).await.unwrap();
+    assert_eq!(tagged.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![7]);
+    let rec = store.get_record(7).await.unwrap().unwrap();
+    assert_eq!((rec.count, rec.tags.clone(), rec.portlist.clone()), (2, vec!["scanner".to_string()], vec![22]));
+
+    let seen = store.sightings_of("192.0.2.1", None, 10).await.unwrap();
+    assert_eq!(seen.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![102, 101, 100]);
+    assert!(seen.iter().all(|s| s.indicator == "192.0.2.1" && s.itype == IType::Ipv4));
+    assert_eq!(seen[2].extra, serde_json::json!({"session": "a"}));
+
+    // Appends after the upgrade merge into the migrated records; stored keys still deduplicate.
+    let alice = store.get_user("alice").await.unwrap().unwrap();
+    let hp = store.get_feed("alice", "hp").await.unwrap().unwrap();
+    let mut again = sighting(&hp, &alice, "192.0.2.1");
+    again.idempotency_key = Some("k1".into());
+    let out = store.append_sightings(vec![again, sighting(&hp, &alice, "192.0.2.1")]).await.unwrap();
+    assert!(out[0].duplicate && !out[1].duplicate);
+    assert_eq!((out[0].record_id, out[1].record_id), (7, 7));
+    assert!(out[1].seq.unwrap() > 103);
+    let sum = store.get_indicator("192.0.2.1").await.unwrap().unwrap();
+    assert_eq!((sum.count, sum.feeds, sum.sources), (4, 2, 2));
+    let st = store.stats().await.unwrap();
+    assert_eq!((st.sightings, st.records, st.indicators), (5, 3, 2));
+}

@@ -298,28 +298,28 @@ pub(crate) fn update_feed(c: &Connection, owner: &str, name: &str, update: &Feed
 pub(crate) fn delete_feed(c: &Connection, owner: &str, name: &str) -> Result<()> {
     let id = feed_id(c, owner, name)?;
     c.execute_batch(&format!(
-        "CREATE TEMP TABLE IF NOT EXISTS gone_values (value TEXT PRIMARY KEY) WITHOUT ROWID;
-         DELETE FROM temp.gone_values;
-         INSERT INTO temp.gone_values SELECT value FROM feed_records WHERE feed_id = {id};
+        "CREATE TEMP TABLE IF NOT EXISTS gone_indicators (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.gone_indicators;
+         INSERT OR IGNORE INTO temp.gone_indicators SELECT indicator_id FROM feed_records WHERE feed_id = {id};
          DELETE FROM record_tags WHERE record_id IN (SELECT id FROM feed_records WHERE feed_id = {id});
          DELETE FROM sightings WHERE record_id IN (SELECT id FROM feed_records WHERE feed_id = {id});
          DELETE FROM feed_records WHERE feed_id = {id};
          DELETE FROM feed_grants WHERE feed_id = {id};
          DELETE FROM feeds WHERE id = {id};
-         DELETE FROM indicators WHERE value IN (SELECT value FROM temp.gone_values)
-             AND NOT EXISTS (SELECT 1 FROM feed_records r WHERE r.value = indicators.value);
+         DELETE FROM indicators WHERE id IN (SELECT id FROM temp.gone_indicators)
+             AND NOT EXISTS (SELECT 1 FROM feed_records r WHERE r.indicator_id = indicators.id);
          UPDATE indicators SET
-             firsttime = (SELECT min(firsttime) FROM feed_records r WHERE r.value = indicators.value),
-             lasttime = (SELECT max(lasttime) FROM feed_records r WHERE r.value = indicators.value),
-             count = (SELECT sum(count) FROM feed_records r WHERE r.value = indicators.value),
-             feeds = (SELECT count(*) FROM feed_records r WHERE r.value = indicators.value),
+             firsttime = (SELECT min(firsttime) FROM feed_records r WHERE r.indicator_id = indicators.id),
+             lasttime = (SELECT max(lasttime) FROM feed_records r WHERE r.indicator_id = indicators.id),
+             count = (SELECT sum(count) FROM feed_records r WHERE r.indicator_id = indicators.id),
+             feeds = (SELECT count(*) FROM feed_records r WHERE r.indicator_id = indicators.id),
              reporters = (SELECT coalesce(json_group_array(reporter_id), '[]') FROM (
                  SELECT DISTINCT s.reporter_id FROM feed_records r JOIN sightings s ON s.record_id = r.id
-                 WHERE r.value = indicators.value ORDER BY 1)),
+                 WHERE r.indicator_id = indicators.id ORDER BY 1)),
              sources = (SELECT count(DISTINCT s.reporter_id) FROM feed_records r JOIN sightings s ON s.record_id = r.id
-                 WHERE r.value = indicators.value)
-             WHERE value IN (SELECT value FROM temp.gone_values);
-         DELETE FROM temp.gone_values;"
+                 WHERE r.indicator_id = indicators.id)
+             WHERE id IN (SELECT id FROM temp.gone_indicators);
+         DELETE FROM temp.gone_indicators;"
     ))
     .map_err(db_error)
 }

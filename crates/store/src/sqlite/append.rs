@@ -6,6 +6,10 @@
 //! event. Aggregates are read and written in key order (value, then feed), so a large batch
 //! walks each index once instead of jumping around it. Sightings are inserted in request
 //! order (they are the log; `seq` follows the order of the request).
+//!
+//! A value is stored once, in its `indicators` row (with its search keys); a value new to the
+//! hub gets its row, and so its id, before its feed records, which refer to it by that id.
+//! Everything an indicator row holds is computed in memory first, so each row is written once.
 
 use super::keys::{search_keys, SearchKeys};
 use super::{db_error, micros, now_micros};
@@ -148,9 +152,10 @@ impl RecordState {
     }
 }
 
-/// One hub-wide indicator as loaded (or created) in this request.
+/// One hub-wide indicator as loaded (or to be created) in this request.
 struct IndicatorState {
-    itype: &'static str,
+    /// Its row id; `None` for a value new to the hub.
+    id: Option<i64>,
     firsttime: i64,
     lasttime: i64,
     count: i64,
@@ -158,8 +163,8 @@ struct IndicatorState {
     /// Distinct reporters (user ids), sorted.
     reporters: Vec<i64>,
     reserved: Option<String>,
-    /// Stored before this request (so feed records of the value may exist).
-    exists: bool,
+    /// Written in this request already (a value in several feeds has several groups).
+    written: bool,
 }
 
 /// The sightings of one value in one feed within a request.
@@ -236,28 +241,28 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
     // Load the hub-wide indicators (value order), then the feed records of known values.
     let mut indicators: FxHashMap<&str, IndicatorState> = FxHashMap::default();
     let mut find_indicator = c
-        .prepare_cached("SELECT firsttime, lasttime, count, feeds, reporters, reserved FROM indicators WHERE value = ?1")
+        .prepare_cached("SELECT id, firsttime, lasttime, count, feeds, reporters, reserved FROM indicators WHERE value = ?1")
         .map_err(db_error)?;
     let mut find_record = c
         .prepare_cached(
             "SELECT id, firsttime, lasttime, reporttime, count, tags, ports, protocol, description, tlp, \
-             claimed_confidence, reserved FROM feed_records WHERE value = ?1 AND feed_id = ?2",
+             claimed_confidence, reserved FROM feed_records WHERE indicator_id = ?1 AND feed_id = ?2",
         )
         .map_err(db_error)?;
     for g in &mut groups {
-        let first = &items[g.members[0]];
         if !indicators.contains_key(g.value) {
+            let first = &items[g.members[0]];
             let loaded = find_indicator
                 .query_row([g.value], |r| {
                     Ok(IndicatorState {
-                        itype: first.s.itype.as_str(),
-                        firsttime: r.get(0)?,
-                        lasttime: r.get(1)?,
-                        count: r.get(2)?,
-                        feeds: r.get(3)?,
-                        reporters: super::json_list(&r.get::<_, String>(4)?)?,
-                        reserved: r.get(5)?,
-                        exists: true,
+                        id: Some(r.get(0)?),
+                        firsttime: r.get(1)?,
+                        lasttime: r.get(2)?,
+                        count: r.get(3)?,
+                        feeds: r.get(4)?,
+                        reporters: super::json_list(&r.get::<_, String>(5)?)?,
+                        reserved: r.get(6)?,
+                        written: false,
                     })
                 })
                 .optional()
@@ -265,21 +270,21 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
             indicators.insert(
                 g.value,
                 loaded.unwrap_or(IndicatorState {
-                    itype: first.s.itype.as_str(),
+                    id: None,
                     firsttime: first.first,
                     lasttime: first.last,
                     count: 0,
                     feeds: 0,
                     reporters: Vec::new(),
                     reserved: None,
-                    exists: false,
+                    written: false,
                 }),
             );
         }
         // A value new to the hub has no feed record anywhere: no need to look.
-        if indicators[g.value].exists {
+        if let Some(indicator_id) = indicators[g.value].id {
             g.record = find_record
-                .query_row(params![g.value, g.feed_id], |r| {
+                .query_row(params![indicator_id, g.feed_id], |r| {
                     let tags: Vec<String> = super::json_list(&r.get::<_, String>(5)?)?;
                     Ok(RecordState {
                         id: r.get(0)?,
@@ -303,12 +308,102 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
         }
     }
 
-    // Merge and write the feed records (key order).
+    // Merge the feed records in memory; a record new to its feed adds a feed to its value.
+    for g in &mut groups {
+        let (mut record, rest) = match g.record.take() {
+            Some(r) => (r, &g.members[..]),
+            None => {
+                indicators.get_mut(g.value).expect("loaded above").feeds += 1;
+                (RecordState::first(&items[g.members[0]]), &g.members[1..])
+            }
+        };
+        for &m in rest {
+            record.merge(&items[m]);
+        }
+        g.record = Some(record);
+    }
+
+    // Fold the sightings into the hub-wide aggregates (request order: the last reserved
+    // code sent wins).
+    for (i, p) in items.iter().enumerate() {
+        if dups.contains_key(&i) {
+            continue;
+        }
+        let s = &p.s;
+        let ind = indicators.get_mut(s.value.as_str()).expect("loaded above");
+        ind.firsttime = ind.firsttime.min(p.first);
+        ind.lasttime = ind.lasttime.max(p.last);
+        ind.count += s.count;
+        if s.reserved.is_some() {
+            ind.reserved.clone_from(&s.reserved);
+        }
+        union(&mut ind.reporters, &[s.reporter_id]);
+    }
+
+    // Write the indicators (value order): a new value gets its id and search keys here.
+    let mut insert_indicator = c
+        .prepare_cached(
+            "INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources, reserved, reporters, \
+             addr_start, addr_end, host_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(db_error)?;
+    let mut update_indicator = c
+        .prepare_cached(
+            "UPDATE indicators SET firsttime = ?2, lasttime = ?3, count = ?4, feeds = ?5, sources = ?6, \
+             reserved = ?7, reporters = ?8 WHERE id = ?1",
+        )
+        .map_err(db_error)?;
+    for g in &groups {
+        let ind = indicators.get_mut(g.value).expect("loaded above");
+        if ind.written {
+            continue;
+        }
+        ind.written = true;
+        let reporters_json = to_json(&ind.reporters);
+        match ind.id {
+            Some(id) => {
+                update_indicator
+                    .execute(params![
+                        id,
+                        ind.firsttime,
+                        ind.lasttime,
+                        ind.count,
+                        ind.feeds,
+                        ind.reporters.len() as i64,
+                        ind.reserved,
+                        reporters_json
+                    ])
+                    .map_err(db_error)?;
+            }
+            None => {
+                let first = &items[g.members[0]];
+                insert_indicator
+                    .execute(params![
+                        g.value,
+                        first.s.itype.as_str(),
+                        ind.firsttime,
+                        ind.lasttime,
+                        ind.count,
+                        ind.feeds,
+                        ind.reporters.len() as i64,
+                        ind.reserved,
+                        reporters_json,
+                        first.keys.addr_start,
+                        first.keys.addr_end,
+                        first.keys.host_key
+                    ])
+                    .map_err(db_error)?;
+                ind.id = Some(c.last_insert_rowid());
+            }
+        }
+    }
+
+    // Write the feed records (key order).
     let mut insert_record = c
         .prepare_cached(
-            "INSERT INTO feed_records (feed_id, value, itype, firsttime, lasttime, reporttime, count, tags, ports, \
-             protocol, description, tlp, claimed_confidence, reserved, addr_start, addr_end, host_key, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
+            "INSERT INTO feed_records (feed_id, indicator_id, firsttime, lasttime, reporttime, count, tags, ports, \
+             protocol, description, tlp, claimed_confidence, reserved, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
         )
         .map_err(db_error)?;
     let mut update_record = c
@@ -321,22 +416,15 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
     let mut insert_tag =
         c.prepare_cached("INSERT OR IGNORE INTO record_tags (tag, record_id) VALUES (?1, ?2)").map_err(db_error)?;
     for g in &mut groups {
-        let first = &items[g.members[0]];
-        let (mut record, rest) = match g.record.take() {
-            Some(r) => (r, &g.members[..]),
-            None => (RecordState::first(first), &g.members[1..]),
-        };
-        for &m in rest {
-            record.merge(&items[m]);
-        }
+        let record = g.record.as_mut().expect("merged above");
         let tags_json = to_json(&record.tags);
         let ports_json = to_json(&record.ports);
         if record.id == 0 {
+            let indicator_id = indicators[g.value].id.expect("written above");
             insert_record
                 .execute(params![
                     g.feed_id,
-                    g.value,
-                    first.s.itype.as_str(),
+                    indicator_id,
                     record.firsttime,
                     record.lasttime,
                     record.reporttime,
@@ -348,14 +436,10 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                     record.tlp.as_str(),
                     record.claimed_confidence,
                     record.reserved,
-                    first.keys.addr_start,
-                    first.keys.addr_end,
-                    first.keys.host_key,
                     now
                 ])
                 .map_err(db_error)?;
             record.id = c.last_insert_rowid();
-            indicators.get_mut(g.value).expect("loaded above").feeds += 1;
         } else if record.dirty {
             update_record
                 .execute(params![
@@ -380,15 +464,14 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                 insert_tag.execute(params![t, record.id]).map_err(db_error)?;
             }
         }
-        g.record = Some(record);
     }
 
     // The log, in request order.
     let mut insert_sighting = c
         .prepare_cached(
-            "INSERT INTO sightings (feed_id, record_id, reporter_id, itype, value, reserved, observed_at, observed_until, \
+            "INSERT INTO sightings (feed_id, record_id, reporter_id, reserved, observed_at, observed_until, \
              received_at, tags, ports, protocol, description, tlp, claimed_confidence, sensor, count, extra, idempotency_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .map_err(db_error)?;
     let record_id = |i: usize| groups[group_of[i]].record.as_ref().map_or(0, |r| r.id);
@@ -412,8 +495,6 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
                 s.feed_id,
                 rid,
                 s.reporter_id,
-                s.itype.as_str(),
-                s.value,
                 s.reserved,
                 micros(s.observed_at),
                 s.observed_until.map(micros),
@@ -431,42 +512,6 @@ pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendO
             ])
             .map_err(db_error)?;
         outcomes.push(AppendOutcome { seq: Some(c.last_insert_rowid()), record_id: rid, duplicate: false });
-
-        let ind = indicators.get_mut(s.value.as_str()).expect("loaded above");
-        ind.firsttime = ind.firsttime.min(p.first);
-        ind.lasttime = ind.lasttime.max(p.last);
-        ind.count += s.count;
-        if s.reserved.is_some() {
-            ind.reserved.clone_from(&s.reserved);
-        }
-        union(&mut ind.reporters, &[s.reporter_id]);
-    }
-
-    let mut upsert_indicator = c
-        .prepare_cached(
-            "INSERT INTO indicators (value, itype, firsttime, lasttime, count, feeds, sources, reserved, reporters) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (value) DO UPDATE SET firsttime = excluded.firsttime, lasttime = excluded.lasttime, \
-             count = excluded.count, feeds = excluded.feeds, sources = excluded.sources, reserved = excluded.reserved, \
-             reporters = excluded.reporters",
-        )
-        .map_err(db_error)?;
-    let mut values: Vec<(&str, &IndicatorState)> = indicators.iter().map(|(v, i)| (*v, i)).collect();
-    values.sort_unstable_by_key(|(v, _)| *v);
-    for (value, i) in values {
-        upsert_indicator
-            .execute(params![
-                value,
-                i.itype,
-                i.firsttime,
-                i.lasttime,
-                i.count,
-                i.feeds,
-                i.reporters.len() as i64,
-                i.reserved,
-                to_json(&i.reporters)
-            ])
-            .map_err(db_error)?;
     }
     Ok(outcomes)
 }

@@ -25,6 +25,7 @@ mod checkpoint;
 mod hpfeeds;
 pub(crate) mod keys;
 mod read;
+mod stream;
 mod writer;
 
 use crate::model::*;
@@ -43,6 +44,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_indicator_reporters.sql"),
     include_str!("../../migrations/sqlite/0003_hpfeeds_idents.sql"),
+    include_str!("../../migrations/sqlite/0004_indicator_ids.sql"),
+    include_str!("../../migrations/sqlite/0005_streams.sql"),
 ];
 
 /// The database file inside the data directory.
@@ -463,6 +466,50 @@ impl Store for SqliteStore {
 
     async fn delete_hpfeeds_ident(&self, ident: &str) -> Result<()> {
         self.hpfeeds_delete(ident).await
+    }
+
+    async fn sightings_after(&self, after: i64, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<crate::LoggedSighting>> {
+        self.log_after(after, feed_ids, limit).await
+    }
+
+    async fn last_sighting_seq(&self) -> Result<i64> {
+        self.log_last_seq().await
+    }
+
+    async fn subscribe_feed(&self, user: &str, owner: &str, name: &str) -> Result<Feed> {
+        self.subscribe(user, owner, name).await
+    }
+
+    async fn unsubscribe_feed(&self, user: &str, owner: &str, name: &str) -> Result<()> {
+        self.unsubscribe(user, owner, name).await
+    }
+
+    async fn list_subscriptions(&self, user: &str) -> Result<Vec<Feed>> {
+        self.subscriptions(user).await
+    }
+
+    async fn create_webhook(&self, new: crate::NewWebhook) -> Result<crate::Webhook> {
+        self.webhook_create(new).await
+    }
+
+    async fn get_webhook(&self, id: i64) -> Result<Option<crate::Webhook>> {
+        self.webhook_get(id).await
+    }
+
+    async fn list_webhooks(&self, user: Option<&str>) -> Result<Vec<crate::Webhook>> {
+        self.webhook_list(user).await
+    }
+
+    async fn delete_webhook(&self, id: i64) -> Result<()> {
+        self.webhook_delete(id).await
+    }
+
+    async fn set_webhook_progress(&self, id: i64, progress: crate::WebhookProgress) -> Result<()> {
+        self.webhook_progress(id, progress).await
+    }
+
+    async fn resume_webhook(&self, id: i64) -> Result<crate::Webhook> {
+        self.webhook_resume(id).await
     }
 
     async fn stats(&self) -> Result<Stats> {

@@ -12,10 +12,17 @@ use std::path::Path;
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 10_000;
 
-const RECORD_COLUMNS: &str = "r.id, r.feed_id, u.name || '/' || f.name, r.value, r.itype, r.firsttime, r.lasttime, \
+const RECORD_COLUMNS: &str = "r.id, r.feed_id, u.name || '/' || f.name, i.value, i.itype, r.firsttime, r.lasttime, \
      r.reporttime, r.count, r.tags, r.ports, r.protocol, r.description, r.tlp, r.claimed_confidence, r.reserved, \
-     r.created_at, r.updated_at \
-     FROM feed_records r JOIN feeds f ON f.id = r.feed_id JOIN users u ON u.id = f.owner_id";
+     r.created_at, r.updated_at";
+
+/// Feed records with their values, walked record first (in an order of `feed_records`).
+const FROM_RECORDS: &str = "feed_records r CROSS JOIN indicators i ON i.id = r.indicator_id \
+     JOIN feeds f ON f.id = r.feed_id JOIN users u ON u.id = f.owner_id";
+
+/// Feed records with their values, found from the values (by a value or search-key index).
+const FROM_INDICATORS: &str = "indicators i CROSS JOIN feed_records r ON r.indicator_id = i.id \
+     JOIN feeds f ON f.id = r.feed_id JOIN users u ON u.id = f.owner_id";
 
 fn record_from_row(r: &Row) -> rusqlite::Result<FeedRecord> {
     Ok(FeedRecord {
@@ -46,7 +53,7 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
     let mut args: Vec<Value> = Vec::new();
 
     if let Some(v) = &q.value {
-        conds.push("r.value = ?".into());
+        conds.push("i.value = ?".into());
         args.push(Value::Text(v.clone()));
     }
     let within = match &q.within {
@@ -64,7 +71,7 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
     // the query then walks the lasttime order and stops after `limit` matches.
     if let Some((itype, start, end)) = within {
         let p = if drive == Driver::Within { "" } else { "+" };
-        conds.push(format!("{p}r.itype = ? AND {p}r.addr_start >= ? AND {p}r.addr_start <= ? AND r.addr_end <= ?"));
+        conds.push(format!("{p}i.itype = ? AND {p}i.addr_start >= ? AND {p}i.addr_start <= ? AND i.addr_end <= ?"));
         args.extend([
             Value::Text(itype.as_str().into()),
             Value::Blob(start),
@@ -74,11 +81,11 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
     }
     if let Some((lo, hi)) = domain {
         let p = if drive == Driver::Domain { "" } else { "+" };
-        conds.push(format!("{p}r.host_key >= ? AND {p}r.host_key < ?"));
+        conds.push(format!("{p}i.host_key >= ? AND {p}i.host_key < ?"));
         args.extend([Value::Text(lo), Value::Text(hi)]);
     }
     if let Some(itype) = q.itype {
-        conds.push("r.itype = ?".into());
+        conds.push("+i.itype = ?".into());
         args.push(Value::Text(itype.as_str().into()));
     }
     for (i, tag) in tags.into_iter().enumerate() {
@@ -112,7 +119,11 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
     }
 
     let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    let sql = format!("SELECT {RECORD_COLUMNS}{filter} ORDER BY r.lasttime DESC, r.id DESC LIMIT {}", limit + 1);
+    let from = match drive {
+        Driver::Value | Driver::Within | Driver::Domain => FROM_INDICATORS,
+        Driver::Order | Driver::Tag(_) => FROM_RECORDS,
+    };
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM {from}{filter} ORDER BY r.lasttime DESC, r.id DESC LIMIT {}", limit + 1);
     let mut st = c.prepare_cached(&sql).map_err(db_error)?;
     let mut items: Vec<FeedRecord> = st
         .query_map(params_from_iter(args), record_from_row)
@@ -176,14 +187,14 @@ fn choose_driver(
         Ok(n < cap)
     };
     if let Some((itype, start, end)) = within {
-        let sql = "SELECT 1 FROM feed_records WHERE itype = ? AND addr_start >= ? AND addr_start <= ?";
+        let sql = "SELECT 1 FROM indicators WHERE itype = ? AND addr_start >= ? AND addr_start <= ?";
         let args = vec![Value::Text(itype.as_str().into()), Value::Blob(start.clone()), Value::Blob(end.clone())];
         if fewer_than_cap(sql, args)? {
             return Ok(Driver::Within);
         }
     }
     if let Some((lo, hi)) = domain {
-        let sql = "SELECT 1 FROM feed_records WHERE host_key >= ? AND host_key < ?";
+        let sql = "SELECT 1 FROM indicators WHERE host_key >= ? AND host_key < ?";
         if fewer_than_cap(sql, vec![Value::Text(lo.clone()), Value::Text(hi.clone())])? {
             return Ok(Driver::Domain);
         }
@@ -197,7 +208,7 @@ fn choose_driver(
 }
 
 pub(crate) fn get_record(c: &Connection, id: i64) -> Result<Option<FeedRecord>> {
-    c.prepare_cached(&format!("SELECT {RECORD_COLUMNS} WHERE r.id = ?1"))
+    c.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS} WHERE r.id = ?1"))
         .and_then(|mut st| st.query_row([id], record_from_row).optional())
         .map_err(db_error)
 }
@@ -236,11 +247,11 @@ pub(crate) fn sightings_of(c: &Connection, value: &str, feed_ids: Option<&[i64]>
         None => String::new(),
     };
     let sql = format!(
-        "SELECT s.seq, u.name || '/' || f.name, s.itype, s.value, s.observed_at, s.received_at, s.tags, s.ports, \
+        "SELECT s.seq, u.name || '/' || f.name, i.itype, i.value, s.observed_at, s.received_at, s.tags, s.ports, \
          s.protocol, s.description, s.tlp, s.claimed_confidence, s.sensor, s.count, s.extra \
-         FROM feed_records r JOIN sightings s ON s.record_id = r.id \
+         FROM indicators i JOIN feed_records r ON r.indicator_id = i.id JOIN sightings s ON s.record_id = r.id \
          JOIN feeds f ON f.id = r.feed_id JOIN users u ON u.id = f.owner_id \
-         WHERE r.value = ?{feed_filter} ORDER BY s.seq DESC LIMIT {limit}"
+         WHERE i.value = ?{feed_filter} ORDER BY s.seq DESC LIMIT {limit}"
     );
     let mut st = c.prepare_cached(&sql).map_err(db_error)?;
     let rows = st
