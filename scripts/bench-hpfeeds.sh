@@ -7,6 +7,7 @@
 #
 #   scripts/bench-hpfeeds.sh                       defaults: RUNS=5 MESSAGES=100000 SUBS=10 SIZE=256 WINDOW=1000
 #   RUNS=3 MESSAGES=50000 scripts/bench-hpfeeds.sh
+#   BUILD=0 scripts/bench-hpfeeds.sh              use the release binaries already built
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,9 +20,11 @@ WINDOW="${WINDOW:-1000}"
 python="${APIARY_PYTHON:-/usr/bin/python3}"
 venvs="${APIARY_VENVS:-/var/tmp/apiary-venvs}"
 
-echo "==> building (release)" >&2
-cargo build --release -q -p apiary
-cargo build --release -q -p apiary-server --example hpfeeds_load
+if [[ "${BUILD:-1}" != 0 ]]; then
+    echo "==> building (release)" >&2
+    cargo build --release -q -p apiary
+    cargo build --release -q -p apiary-server --example hpfeeds_load
+fi
 apiary="$repo/target/release/apiary"
 load="$repo/target/release/examples/hpfeeds_load"
 
