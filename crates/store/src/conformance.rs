@@ -6,7 +6,7 @@
 //! returns a guard to keep alive (a temp dir) and the store.
 
 use crate::model::*;
-use crate::{NewHpfeedsIdent, Store, StoreError};
+use crate::{NewHpfeedsIdent, NewWebhook, Store, StoreError, Webhook, WebhookProgress, WebhookState};
 use apiary_core::IType;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
@@ -41,6 +41,9 @@ macro_rules! conformance_tests {
             stats_count_everything,
             hpfeeds_idents_are_stored_replaced_and_removed,
             hpfeeds_idents_are_checked,
+            sightings_log_reads_after_a_seq_in_order,
+            feed_subscriptions_are_per_user,
+            webhooks_keep_their_cursor_and_state,
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {
@@ -822,4 +825,117 @@ pub async fn hpfeeds_idents_are_checked(s: &dyn Store) {
     let missing = NewHpfeedsIdent { feed: Some("nobody/none".into()), ..ok() };
     assert!(matches!(s.upsert_hpfeeds_ident(missing).await, Err(StoreError::NotFound(_))));
     assert!(s.list_hpfeeds_idents().await.unwrap().is_empty(), "nothing refused was stored");
+}
+
+pub async fn sightings_log_reads_after_a_seq_in_order(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let b = feed(s, "alice", "b", Visibility::Private).await;
+    assert_eq!(s.last_sighting_seq().await.unwrap(), 0, "an empty log");
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        let f = if i % 2 == 0 { &a } else { &b };
+        let mut new = sighting(f, &alice, IType::Ipv4, &format!("192.0.2.{i}"), "2026-01-01T00:00:00Z");
+        new.tags = vec!["scanner".into()];
+        new.ports = vec![22];
+        new.observed_until = Some(t("2026-01-01T00:00:05Z"));
+        batch.push(new);
+    }
+    // A duplicate is not in the log.
+    batch[3].idempotency_key = Some("k".into());
+    let mut dup = batch[3].clone();
+    dup.value = "192.0.2.3".into();
+    let out = s.append_sightings(batch).await.unwrap();
+    assert!(s.append_sightings(vec![dup]).await.unwrap()[0].duplicate);
+    let seqs: Vec<i64> = out.iter().map(|o| o.seq.unwrap()).collect();
+    assert_eq!(s.last_sighting_seq().await.unwrap(), *seqs.last().unwrap());
+
+    let all = s.sightings_after(0, None, 100).await.unwrap();
+    assert_eq!(all.iter().map(|l| l.seq).collect::<Vec<_>>(), seqs, "every entry, in seq order");
+    let first = &all[0];
+    assert_eq!((first.feed.as_str(), first.feed_id, first.indicator.as_str()), ("alice/a", a.id, "192.0.2.0"));
+    assert_eq!((first.itype, first.record_id), (IType::Ipv4, out[0].record_id));
+    assert_eq!((first.tags.clone(), first.portlist.clone()), (vec!["scanner".to_string()], vec![22]));
+    assert_eq!(first.observed_until, Some(t("2026-01-01T00:00:05Z")));
+
+    // After a seq, limited, and paged without gaps or repeats.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.sightings_after(after, None, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        paged.extend(page.into_iter().map(|l| l.seq));
+    }
+    assert_eq!(paged, seqs);
+    assert_eq!(s.sightings_after(seqs[4], None, 100).await.unwrap().len(), 5);
+    assert!(s.sightings_after(*seqs.last().unwrap(), None, 100).await.unwrap().is_empty());
+
+    // Only the given feeds.
+    let only_a = s.sightings_after(0, Some(&[a.id]), 100).await.unwrap();
+    assert_eq!(only_a.len(), 5);
+    assert!(only_a.iter().all(|l| l.feed == "alice/a"));
+    assert!(s.sightings_after(0, Some(&[]), 100).await.unwrap().is_empty(), "no readable feed: nothing");
+}
+
+pub async fn feed_subscriptions_are_per_user(s: &dyn Store) {
+    user(s, "alice").await;
+    user(s, "bob").await;
+    feed(s, "alice", "a", Visibility::Public).await;
+    feed(s, "alice", "b", Visibility::Public).await;
+    assert!(s.list_subscriptions("bob").await.unwrap().is_empty());
+    let f = s.subscribe_feed("bob", "alice", "b").await.unwrap();
+    assert_eq!(f.full_name(), "alice/b");
+    s.subscribe_feed("bob", "alice", "a").await.unwrap();
+    s.subscribe_feed("bob", "alice", "a").await.expect("subscribing twice changes nothing");
+    let names = |v: Vec<Feed>| v.into_iter().map(|f| f.full_name()).collect::<Vec<_>>();
+    assert_eq!(names(s.list_subscriptions("bob").await.unwrap()), vec!["alice/a", "alice/b"]);
+    assert!(s.list_subscriptions("alice").await.unwrap().is_empty(), "subscriptions are per user");
+    s.unsubscribe_feed("bob", "alice", "a").await.unwrap();
+    assert_eq!(names(s.list_subscriptions("bob").await.unwrap()), vec!["alice/b"]);
+    assert!(matches!(s.unsubscribe_feed("bob", "alice", "a").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.subscribe_feed("bob", "alice", "nope").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.subscribe_feed("nobody", "alice", "a").await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn webhooks_keep_their_cursor_and_state(s: &dyn Store) {
+    user(s, "alice").await;
+    user(s, "bob").await;
+    let new = |u: &str, url: &str| NewWebhook {
+        user: u.into(),
+        url: url.into(),
+        secret: "0123456789abcdef0123".into(),
+        filter: serde_json::json!({"feeds": ["alice/a"]}),
+        cursor: 7,
+    };
+    let w = s.create_webhook(new("alice", "https://example.net/hook")).await.unwrap();
+    assert_eq!((w.user.as_str(), w.cursor, w.state, w.failures), ("alice", 7, WebhookState::Active, 0));
+    assert_eq!(w.filter, serde_json::json!({"feeds": ["alice/a"]}));
+    assert_eq!(w.secret, "0123456789abcdef0123");
+    let other = s.create_webhook(new("bob", "http://127.0.0.1:9/x")).await.unwrap();
+    assert!(matches!(s.create_webhook(new("alice", "ftp://example.net/")).await, Err(StoreError::Invalid(_))));
+    let mut short = new("alice", "https://example.net/");
+    short.secret = "short".into();
+    assert!(matches!(s.create_webhook(short).await, Err(StoreError::Invalid(_))));
+
+    let ids = |v: Vec<Webhook>| v.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_webhooks(Some("alice")).await.unwrap()), vec![w.id]);
+    assert_eq!(ids(s.list_webhooks(None).await.unwrap()), vec![w.id, other.id]);
+
+    let paused = WebhookProgress { cursor: 42, failures: 8, state: WebhookState::Paused, last_error: Some("HTTP 500".into()) };
+    s.set_webhook_progress(w.id, paused).await.unwrap();
+    let got = s.get_webhook(w.id).await.unwrap().unwrap();
+    assert_eq!((got.cursor, got.failures, got.state, got.last_error.as_deref()), (42, 8, WebhookState::Paused, Some("HTTP 500")));
+    // The cursor never moves back.
+    let back = WebhookProgress { cursor: 10, failures: 0, state: WebhookState::Paused, last_error: None };
+    s.set_webhook_progress(w.id, back).await.unwrap();
+    assert_eq!(s.get_webhook(w.id).await.unwrap().unwrap().cursor, 42);
+    let resumed = s.resume_webhook(w.id).await.unwrap();
+    assert_eq!((resumed.state, resumed.failures, resumed.cursor), (WebhookState::Active, 0, 42));
+
+    s.delete_webhook(w.id).await.unwrap();
+    assert_eq!(s.get_webhook(w.id).await.unwrap(), None);
+    assert!(matches!(s.delete_webhook(w.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.resume_webhook(w.id).await, Err(StoreError::NotFound(_))));
 }

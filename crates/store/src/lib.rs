@@ -10,9 +10,11 @@ pub mod conformance;
 pub mod hpfeeds;
 pub mod model;
 pub mod sqlite;
+pub mod stream;
 
 pub use hpfeeds::{HpfeedsIdent, NewHpfeedsIdent};
 pub use model::*;
+pub use stream::{LoggedSighting, NewWebhook, Webhook, WebhookProgress, WebhookState};
 
 use async_trait::async_trait;
 
@@ -112,10 +114,69 @@ pub trait Store: Send + Sync + 'static {
         Err(hpfeeds_unsupported())
     }
 
+    // ---- the sightings log, subscriptions, webhooks (the streams: docs/firehose.md) ----
+    /// Log entries with `seq > after`, in seq order, at most `limit` (capped by the store),
+    /// optionally only of `feed_ids` (the feeds the reader may read).
+    async fn sightings_after(&self, after: i64, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<LoggedSighting>> {
+        let _ = (after, feed_ids, limit);
+        Err(streams_unsupported())
+    }
+    /// The seq of the newest log entry (0 when the log is empty).
+    async fn last_sighting_seq(&self) -> Result<i64> {
+        Err(streams_unsupported())
+    }
+    /// `user` follows the feed `owner/name` (again: no change). Returns the feed.
+    async fn subscribe_feed(&self, user: &str, owner: &str, name: &str) -> Result<Feed> {
+        let _ = (user, owner, name);
+        Err(streams_unsupported())
+    }
+    /// Stop following (`NotFound` if `user` did not follow it).
+    async fn unsubscribe_feed(&self, user: &str, owner: &str, name: &str) -> Result<()> {
+        let _ = (user, owner, name);
+        Err(streams_unsupported())
+    }
+    /// The feeds `user` follows, by name (access is checked by the caller, at read time).
+    async fn list_subscriptions(&self, user: &str) -> Result<Vec<Feed>> {
+        let _ = user;
+        Err(streams_unsupported())
+    }
+    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        let _ = new;
+        Err(streams_unsupported())
+    }
+    async fn get_webhook(&self, id: i64) -> Result<Option<Webhook>> {
+        let _ = id;
+        Err(streams_unsupported())
+    }
+    /// Webhooks of `user`, or every webhook.
+    async fn list_webhooks(&self, user: Option<&str>) -> Result<Vec<Webhook>> {
+        let _ = user;
+        Err(streams_unsupported())
+    }
+    async fn delete_webhook(&self, id: i64) -> Result<()> {
+        let _ = id;
+        Err(streams_unsupported())
+    }
+    /// Record delivery progress (the cursor never moves back).
+    async fn set_webhook_progress(&self, id: i64, progress: WebhookProgress) -> Result<()> {
+        let _ = (id, progress);
+        Err(streams_unsupported())
+    }
+    /// Make a paused webhook active again (failures reset; delivery resumes from its cursor).
+    async fn resume_webhook(&self, id: i64) -> Result<Webhook> {
+        let _ = id;
+        Err(streams_unsupported())
+    }
+
     // ---- operations ----
     async fn stats(&self) -> Result<Stats>;
     /// A consistent online copy of the store into `dest` (a file path for SQLite).
     async fn backup(&self, dest: &std::path::Path) -> Result<()>;
+}
+
+/// What a store without the streams' methods answers (the trait's default methods).
+fn streams_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep the sightings log's readers, subscriptions or webhooks".into())
 }
 
 /// What a store without hpfeeds idents answers (the trait's default methods).
