@@ -1,0 +1,164 @@
+//! The bus: every sighting the record stage has **committed**, fanned out to the streams of
+//! the serve stage (the CSIRTG firehose, the native stream, webhooks, hpfeeds' `apiary.sightings`).
+//!
+//! - [`Bus`] is the interface: publish committed events in log order, subscribe with a bounded
+//!   buffer (to every feed, or to a set of feeds), and learn of lag with the position to resume
+//!   from. [`memory::MemoryBus`] is the in-process implementation; a NATS JetStream one (issue 8)
+//!   maps a feed to a subject (`apiary.sightings.<feed id>`) and keeps the stream durable.
+//! - [`feeder::LogFeeder`] is the one publisher: it tails the sightings log by seq and publishes
+//!   what it finds, so nothing is streamed before it is durable, whichever path wrote it (the
+//!   API, the CSIRTG routes, the hpfeeds broker, or `apiary import` into the same data directory).
+//! - [`follow::Follow`] is what every consumer uses: live events from the bus, after replaying
+//!   from the log what came after a cursor, without gaps or repeats; a lag is caught up from
+//!   the log the same way.
+
+pub mod feeder;
+pub mod follow;
+pub mod memory;
+
+pub use apiary_store::LoggedSighting;
+pub use feeder::{FeederOptions, LogFeeder};
+pub use follow::{Follow, FollowItem};
+pub use memory::MemoryBus;
+
+use apiary_core::format_time;
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+
+/// One committed sighting on the bus, with its native JSON made once for every subscriber.
+#[derive(Debug)]
+pub struct Event {
+    pub sighting: LoggedSighting,
+    json: OnceLock<String>,
+}
+
+impl Event {
+    pub fn new(sighting: LoggedSighting) -> Event {
+        Event { sighting, json: OnceLock::new() }
+    }
+
+    /// The position in the sightings log.
+    pub fn seq(&self) -> i64 {
+        self.sighting.seq
+    }
+
+    /// The sighting as a native JSON object (docs/firehose.md, "event fields").
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| native_json(&self.sighting).to_string())
+    }
+}
+
+/// The native field names of a streamed sighting. `provider` repeats `feed` for CSIRTG clients.
+pub fn native_json(s: &LoggedSighting) -> serde_json::Value {
+    serde_json::json!({
+        "seq": s.seq,
+        "id": s.record_id,
+        "indicator": s.indicator,
+        "itype": s.itype,
+        "feed": s.feed,
+        "provider": s.feed,
+        "tags": s.tags,
+        "firsttime": format_time(s.observed_at),
+        "lasttime": format_time(s.observed_until.unwrap_or(s.observed_at)),
+        "reporttime": format_time(s.received_at),
+        "count": s.count,
+        "portlist": s.portlist,
+        "protocol": s.protocol,
+        "description": s.description,
+        "tlp": s.tlp,
+        "claimed_confidence": s.claimed_confidence,
+        "reserved": s.reserved,
+        "sensor": s.sensor,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the bus is closed")]
+    Closed,
+    #[error("bus error: {0}")]
+    Other(String),
+}
+
+/// What a subscriber wants.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    /// Only these feeds (ids); `None`: every feed (the firehose). Authorization is the
+    /// consumer's job: the bus carries everything.
+    pub feeds: Option<Vec<i64>>,
+    /// Events that may wait for this subscriber; one more and it lags (never blocks others).
+    pub buffer: usize,
+}
+
+impl SubscribeOptions {
+    pub fn all(buffer: usize) -> SubscribeOptions {
+        SubscribeOptions { feeds: None, buffer }
+    }
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Event(Arc<Event>),
+    /// The subscriber fell behind and was dropped: everything up to and including
+    /// `resume_after` was delivered; read the log after it, then subscribe again.
+    Lagged { resume_after: i64 },
+}
+
+/// The publish/subscribe interface every bus implements.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publish committed events, in log order. Never waits for a subscriber: one whose buffer
+    /// is full is dropped with a lag notice.
+    async fn publish(&self, events: Vec<Arc<Event>>) -> Result<(), BusError>;
+    /// Subscribe from now on.
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Subscription, BusError>;
+    /// Subscribers connected now.
+    fn subscribers(&self) -> usize;
+}
+
+/// A bounded subscription. Dropping it unsubscribes.
+pub struct Subscription {
+    rx: mpsc::Receiver<Arc<Event>>,
+    lag: Arc<LagMark>,
+}
+
+/// Set by the publisher when it drops a subscriber for lagging: the last seq it delivered.
+#[derive(Debug)]
+pub struct LagMark(AtomicI64);
+
+impl LagMark {
+    const NONE: i64 = i64::MIN;
+
+    pub fn new() -> Arc<LagMark> {
+        Arc::new(LagMark(AtomicI64::new(Self::NONE)))
+    }
+
+    pub fn set(&self, resume_after: i64) {
+        self.0.store(resume_after, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<i64> {
+        let v = self.0.load(Ordering::SeqCst);
+        (v != Self::NONE).then_some(v)
+    }
+}
+
+impl Subscription {
+    /// For bus implementations: the receiving end of a bounded channel the bus fills, and the
+    /// mark the bus sets before closing the channel on lag.
+    pub fn new(rx: mpsc::Receiver<Arc<Event>>, lag: Arc<LagMark>) -> Subscription {
+        Subscription { rx, lag }
+    }
+
+    /// The next event, a lag notice (then the subscription is over), or `None` when the bus
+    /// closed.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        match self.rx.recv().await {
+            Some(ev) => Some(Delivery::Event(ev)),
+            None => self.lag.get().map(|resume_after| Delivery::Lagged { resume_after }),
+        }
+    }
+}
