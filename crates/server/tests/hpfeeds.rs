@@ -128,10 +128,7 @@ impl Client {
                 return Some(self.buf.drain(..used).collect());
             }
             let mut chunk = vec![0u8; 65536];
-            let n = match self.stream.read(&mut chunk).await {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            let n = self.stream.read(&mut chunk).await.unwrap_or_default();
             if n == 0 {
                 return None;
             }
