@@ -239,7 +239,8 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
         let block = Policy::new(&a, true, now);
         let data = Policy::new(&a, false, now);
-        let cases: &[(&str, IType, &str, i64, Option<&str>, bool, Result<bool, Skip>, Result<bool, Skip>)] = &[
+        type Case<'a> = (&'a str, IType, &'a str, i64, Option<&'a str>, bool, Result<bool, Skip>, Result<bool, Skip>);
+        let cases: &[Case] = &[
             // value, type, tlp, days ago, reserved, red_ok, blocklist verdict, data verdict (held?)
             ("45.155.205.233", IType::Ipv4, "green", 1, None, false, Ok(false), Ok(false)),
             ("10.1.2.3", IType::Ipv4, "green", 1, Some("private"), false, Err(Skip::Reserved), Err(Skip::Reserved)),
