@@ -36,7 +36,7 @@ pub fn ok(args: &[&str]) -> String {
 pub fn real_cowrie_logs() -> Option<Vec<PathBuf>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cowrie");
     if !dir.is_dir() {
-        if std::env::var("CI").map_or(false, |v| v == "true") {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but {} is missing: the real Cowrie logs are required", dir.display());
         }
         eprintln!("skipping: {} not found (set CI=true to make this an error)", dir.display());

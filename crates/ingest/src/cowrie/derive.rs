@@ -127,7 +127,14 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         }
     }
     // A host serving several URLs of the session is one report.
-    let mut hosts: Vec<(Indicator, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Vec<String>)> = Vec::new();
+    struct Host {
+        ind: Indicator,
+        count: i64,
+        first: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+        urls: Vec<String>,
+    }
+    let mut hosts: Vec<Host> = Vec::new();
     for (raw, idx) in &urls {
         let Some(ind) = parse("url", raw, Some(IType::Url), &mut out) else { continue };
         let first = idx.iter().filter_map(|&i| s.downloads[i].time).min().or(s.start);
@@ -147,17 +154,17 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         }
         for d in &ind.derived {
             let Some(host) = parse("url host", &d.value, Some(d.itype), &mut out) else { continue };
-            match hosts.iter_mut().find(|h| h.0.value == host.value) {
+            match hosts.iter_mut().find(|h| h.ind.value == host.value) {
                 Some(h) => {
-                    h.1 += idx.len() as i64;
-                    h.2 = match (h.2, first) {
+                    h.count += idx.len() as i64;
+                    h.first = match (h.first, first) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    h.3 = h.3.max(last);
-                    h.4.push(ind.value.clone());
+                    h.last = h.last.max(last);
+                    h.urls.push(ind.value.clone());
                 }
-                None => hosts.push((host, idx.len() as i64, first, last, vec![ind.value.clone()])),
+                None => hosts.push(Host { ind: host, count: idx.len() as i64, first, last, urls: vec![ind.value.clone()] }),
             }
         }
         out.reports.push(Report {
@@ -175,7 +182,7 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         });
     }
 
-    for (host, count, first, last, urls) in hosts {
+    for Host { ind: host, count, first, last, urls } in hosts {
         out.reports.push(Report {
             idempotency_key: key("url-host", &host.value),
             tags: vec!["malware".into(), "download".into()],

@@ -213,7 +213,7 @@ impl Assembler {
             let (number, bytes, complete) = (line.number, line.bytes, line.complete);
             self.push_line(name, default_sensor, number, bytes, complete, out);
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress(reader.consumed());
             }
         }

@@ -224,10 +224,10 @@ impl Session {
     pub fn apply(&mut self, ev: &Event<'_>, eventid: &str, time: Option<DateTime<Utc>>, raw: &str) -> bool {
         self.events += 1;
         if let Some(t) = time {
-            if self.start.map_or(true, |s| t < s) {
+            if self.start.is_none_or(|s| t < s) {
                 self.start = Some(t);
             }
-            if self.end.map_or(true, |e| t > e) {
+            if self.end.is_none_or(|e| t > e) {
                 self.end = Some(t);
             }
         }

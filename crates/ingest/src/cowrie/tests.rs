@@ -275,7 +275,7 @@ fn shared_cowrie_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    if std::env::var("CI").map_or(false, |v| v == "true") {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but {} is missing: the real Cowrie logs are required", dir.display());
     }
     eprintln!("skipping: {} not found (set CI=true to make this an error)", dir.display());
