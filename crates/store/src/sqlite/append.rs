@@ -175,7 +175,7 @@ struct Group<'a> {
     record: Option<RecordState>,
 }
 
-pub(crate) fn append(c: &Connection, items: Vec<Prepared>) -> Result<Vec<AppendOutcome>> {
+pub(crate) fn append(c: &Connection, items: &[Prepared]) -> Result<Vec<AppendOutcome>> {
     let now = now_micros();
 
     // Every feed named must exist.
