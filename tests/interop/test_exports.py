@@ -219,6 +219,7 @@ def test_taxii_filters_headers_and_auth(world):
     # A wrong password is refused with a Basic challenge.
     bad = requests.get(hub.url + url, headers={"Accept": taxii}, auth=(OWNER, "wrong"), timeout=30)
     assert bad.status_code == 401 and bad.headers.get("WWW-Authenticate", "").startswith("Basic")
+    assert bad.headers["Content-Type"].startswith("application/taxii+json") and bad.json()["http_status"] == "401"
     # Wrong Accept → 406.
     assert hub.api("GET", url, headers={"Accept": "application/json"}).status_code == 406
     assert hub.api("GET", "/taxii2/", headers={"Accept": "application/taxii+json;version=2.0"}).status_code == 406

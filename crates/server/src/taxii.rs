@@ -162,11 +162,36 @@ async fn basic_auth(mut req: Request, next: Next) -> Response {
             Err(_) => return TaxiiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "malformed token").into_response(),
         }
     }
-    let mut resp = next.run(req).await;
+    let mut resp = as_taxii_error(next.run(req).await).await;
     if resp.status() == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"apiary\""));
     }
     resp
+}
+
+/// The hub's own refusals (bad token, rate limit: `{"error":{"code","message"}}`) as TAXII
+/// error messages, keeping the status and `Retry-After`.
+async fn as_taxii_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_taxii = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/taxii+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_taxii {
+        return resp;
+    }
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let hub: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let description = hub["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    let title = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+        _ => "error",
+    };
+    let mut out = TaxiiError::new(status, title, description).into_response();
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
 }
 
 /// Whether an `Accept` value admits TAXII 2.1 (absent, `*/*`, `application/*`, or
