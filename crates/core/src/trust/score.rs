@@ -481,7 +481,7 @@ impl Scorer {
                 s = cap;
             }
         }
-        if let Some(t) = terms.as_deref_mut() {
+        if let Some(t) = terms {
             if !retracted.is_empty() {
                 t.push(Term::Retracted { sources: retracted, value: 0.0 });
             }
