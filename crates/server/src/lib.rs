@@ -21,6 +21,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod paths;
+pub mod streams;
 pub mod taxii;
 pub mod views;
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub max_limit: usize,
     /// Run the hpfeeds broker too (off when `None`); see [`hpfeeds`].
     pub hpfeeds: Option<hpfeeds::BrokerConfig>,
+    /// The firehose, native stream and webhooks; see [`streams`].
+    pub streams: streams::StreamOptions,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -85,6 +88,7 @@ impl Default for Config {
             default_limit: 100,
             max_limit: 10_000,
             hpfeeds: None,
+            streams: streams::StreamOptions::default(),
         }
     }
 }
@@ -97,12 +101,21 @@ pub struct AppState {
     pub limiter: Arc<limits::RateLimiter>,
     pub metrics: Arc<metrics::Metrics>,
     pub parse_options: Arc<ParseOptions>,
+    /// The bus and everything streamed from it.
+    pub streams: Arc<streams::Streams>,
 }
 
 impl AppState {
+    /// State with streams on an in-process bus (its feeder starts with the first subscriber).
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let streams = streams::Streams::in_process(store.clone(), config.streams.clone());
+        AppState::with_streams(config, store, streams)
+    }
+
+    pub fn with_streams(config: Config, store: Arc<dyn Store>, streams: Arc<streams::Streams>) -> Self {
         let limiter = limits::RateLimiter::new(config.token_rate, config.anonymous_rate);
         AppState {
+            streams,
             store,
             limiter: Arc::new(limiter),
             metrics: Arc::new(metrics::Metrics::new()),
@@ -159,8 +172,18 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let tls = config.tls.clone();
-    let (store, hpfeeds) = hpfeeds::start(config.hpfeeds.as_ref(), store, ParseOptions::default()).await?;
-    let state = AppState::new(config, store);
+    let streams = streams::Streams::in_process(store.clone(), config.streams.clone());
+    let hpfeeds = hpfeeds::start(config.hpfeeds.as_ref(), store.clone(), ParseOptions::default(), streams.clone()).await?;
+    let state = AppState::with_streams(config, store, streams.clone());
+    streams.start(&state).await.map_err(|e| anyhow::anyhow!("cannot start the firehose: {e}"))?;
+    // Open streams end at the signal, so that they do not hold up the graceful shutdown.
+    let shutdown = {
+        let streams = streams.clone();
+        async move {
+            shutdown.await;
+            streams.close();
+        }
+    };
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         None => {
@@ -213,5 +236,6 @@ pub async fn serve(
     if let Some(broker) = hpfeeds {
         broker.shutdown().await;
     }
+    streams.shutdown().await;
     Ok(())
 }

@@ -5,10 +5,12 @@ pub mod feeds;
 pub mod health;
 pub mod indicators;
 pub mod publish;
+pub mod subscriptions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -33,4 +35,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
+        .route("/api/v1/subscriptions/indicators", get(subscriptions::records))
+        .route("/api/v1/subscriptions/{owner}/{feed}", delete(subscriptions::remove))
+        .route("/api/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/api/v1/webhooks/{id}", get(webhooks::show).delete(webhooks::remove))
+        .route("/api/v1/webhooks/{id}/resume", post(webhooks::resume))
+        .route("/api/v1/stream", get(crate::streams::native::sse))
+        .route("/api/v1/stream/ws", get(crate::streams::native::ws))
+        .route("/firehose", get(crate::streams::firehose::handler))
+        .route("/api/firehose", get(crate::streams::firehose::handler))
 }

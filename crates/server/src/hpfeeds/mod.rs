@@ -17,7 +17,7 @@
 //!   budget is disconnected with a logged notice, the publish goes on to the others.
 //! - **`cowrie.sessions`** messages of an ident mapped to a feed are recorded as sightings in
 //!   that feed ([`record`]); new sightings of public feeds go out on `apiary.sightings` as native
-//!   JSON ([`tap`]).
+//!   JSON ([`tap`], a consumer of the hub's bus: one fan-out for every stream).
 
 pub mod channels;
 mod connection;
@@ -26,6 +26,7 @@ pub mod tap;
 
 pub use connection::AUTH_FAILED;
 
+use crate::streams::{StreamOptions, Streams};
 use apiary_core::ParseOptions;
 use apiary_store::Store;
 use channels::Channels;
@@ -77,6 +78,8 @@ struct Shared {
     store: Arc<dyn Store>,
     channels: Arc<Channels>,
     recorder: Recorder,
+    /// The hub's streams: `apiary.sightings` is fed from their bus.
+    streams: Arc<Streams>,
 }
 
 /// A bound broker, not yet accepting.
@@ -93,24 +96,34 @@ pub struct Running {
 }
 
 impl Broker {
-    /// Listen on `config.listen`. The broker records into, and reads idents from, `store`
-    /// wrapped in a [`tap::SightingsTap`]; hand [`Broker::store`] to the rest of the hub so its
-    /// sightings reach `apiary.sightings` too.
+    /// Listen on `config.listen`, with streams of its own (a broker outside `apiary serve`).
+    /// The broker records into, and reads idents from, `store`; every sighting committed to
+    /// it (by anyone) goes out on `apiary.sightings`.
     pub async fn bind(config: BrokerConfig, store: Arc<dyn Store>, parse: ParseOptions) -> anyhow::Result<Broker> {
+        let streams = Streams::in_process(store.clone(), StreamOptions::default());
+        Broker::bind_with_streams(config, store, parse, streams).await
+    }
+
+    /// Listen on `config.listen`, publishing `apiary.sightings` from the hub's `streams`.
+    pub async fn bind_with_streams(
+        config: BrokerConfig,
+        store: Arc<dyn Store>,
+        parse: ParseOptions,
+        streams: Arc<Streams>,
+    ) -> anyhow::Result<Broker> {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("hpfeeds: cannot listen on {}: {e}", config.listen))?;
         let channels = Arc::new(Channels::new());
-        let store: Arc<dyn Store> = Arc::new(tap::SightingsTap::new(store, channels.clone(), config.name.clone()));
         let recorder = Recorder::new(store.clone(), parse);
-        Ok(Broker { listener, shared: Arc::new(Shared { config, store, channels, recorder }) })
+        Ok(Broker { listener, shared: Arc::new(Shared { config, store, channels, recorder, streams }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.shared.config.listen)
     }
 
-    /// The store, wrapped so that every new sighting is offered to `apiary.sightings`.
+    /// The store the broker records into.
     pub fn store(&self) -> Arc<dyn Store> {
         self.shared.store.clone()
     }
@@ -120,7 +133,16 @@ impl Broker {
         let local_addr = self.local_addr();
         let (stop, stop_rx) = watch::channel(false);
         tracing::info!("hpfeeds broker listening on {local_addr}");
-        let task = tokio::spawn(accept_loop(self.listener, self.shared, stop_rx));
+        let tap = tokio::spawn(tap::run(
+            self.shared.streams.clone(),
+            self.shared.channels.clone(),
+            self.shared.config.name.clone(),
+            stop_rx.clone(),
+        ));
+        let task = tokio::spawn(async move {
+            accept_loop(self.listener, self.shared, stop_rx).await;
+            let _ = tap.await;
+        });
         Running { stop, task, local_addr }
     }
 }
@@ -181,15 +203,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     tracing::info!("hpfeeds broker stopped");
 }
 
-/// Start the broker when configured; returns the store the rest of the hub should use (the
-/// broker's tap when it runs) and the running broker.
+/// Start the broker when configured, publishing `apiary.sightings` from the hub's `streams`.
 pub async fn start(
     config: Option<&BrokerConfig>,
     store: Arc<dyn Store>,
     parse: ParseOptions,
-) -> anyhow::Result<(Arc<dyn Store>, Option<Running>)> {
-    let Some(config) = config else { return Ok((store, None)) };
-    let broker = Broker::bind(config.clone(), store, parse).await?;
-    let store = broker.store();
-    Ok((store, Some(broker.spawn())))
+    streams: Arc<Streams>,
+) -> anyhow::Result<Option<Running>> {
+    let Some(config) = config else { return Ok(None) };
+    let broker = Broker::bind_with_streams(config.clone(), store, parse, streams).await?;
+    Ok(Some(broker.spawn()))
 }

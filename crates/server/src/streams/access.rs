@@ -1,0 +1,89 @@
+//! What a long-lived stream may carry: the feeds its token may read, read again every few
+//! seconds (a revoked token ends the stream; a feed made private stops flowing).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use apiary_store::{Feed, Principal};
+
+use crate::auth::{readable_feeds, Caller};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The readable feeds of one stream's caller.
+pub struct Access {
+    token: Option<String>,
+    pub caller: Caller,
+    /// Readable feed ids → `owner/name`.
+    readable: HashMap<i64, String>,
+    read_at: Instant,
+}
+
+impl Access {
+    /// Resolve the caller's readable feeds now. `token` is kept to check it again later.
+    pub async fn resolve(state: &AppState, caller: Caller, token: Option<String>) -> Result<Access, ApiError> {
+        let mut a = Access { token, caller, readable: HashMap::new(), read_at: Instant::now() };
+        a.reload(state).await?;
+        Ok(a)
+    }
+
+    async fn reload(&mut self, state: &AppState) -> Result<(), ApiError> {
+        let feeds = readable_feeds(state, &self.caller, None).await?;
+        self.readable = feeds.into_iter().map(|f| (f.id, f.full_name())).collect();
+        self.read_at = Instant::now();
+        Ok(())
+    }
+
+    /// Read the token and the readable feeds again. `Ok(false)`: the token is no longer valid.
+    pub async fn refresh(&mut self, state: &AppState) -> Result<bool, ApiError> {
+        if let Some(t) = &self.token {
+            match state.store.authenticate(t).await? {
+                Some(p) => self.caller = Caller(Some(p)),
+                None => return Ok(false),
+            }
+        }
+        self.reload(state).await?;
+        Ok(true)
+    }
+
+    /// Whether an event of `feed_id` may be sent. An unknown feed (created since the last
+    /// read) triggers a fresh read, at most once a second.
+    pub async fn allows(&mut self, state: &AppState, feed_id: i64) -> bool {
+        if self.readable.contains_key(&feed_id) {
+            return true;
+        }
+        if self.read_at.elapsed().as_secs() >= 1 && self.reload(state).await.is_ok() {
+            return self.readable.contains_key(&feed_id);
+        }
+        false
+    }
+
+    pub fn readable_ids(&self) -> HashSet<i64> {
+        self.readable.keys().copied().collect()
+    }
+
+    pub fn principal(&self) -> Option<&Principal> {
+        self.caller.0.as_ref()
+    }
+
+    /// The id of a readable feed named `owner/name`, or a 404 naming it.
+    pub fn feed_id(&self, name: &str) -> Result<i64, ApiError> {
+        self.readable
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| ApiError::not_found(format!("no feed {name}")))
+    }
+}
+
+/// The caller's subscribed feeds that it may still read.
+pub async fn subscribed_feeds(state: &AppState, caller: &Caller) -> Result<Vec<Feed>, ApiError> {
+    let p = caller.principal()?;
+    let mut out = Vec::new();
+    for f in state.store.list_subscriptions(&p.user).await? {
+        if crate::auth::can_read(state, caller, &f).await? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
