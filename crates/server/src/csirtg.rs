@@ -214,9 +214,15 @@ async fn feeds(
     let text = |k: &str| spec.get(k).and_then(Value::as_str).map(str::to_string);
     let name = text("name").filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::invalid("missing_field", "the feed needs a `name`"))?;
     let lic = spec.get("license");
-    let visibility = match text("visibility").as_deref() {
-        Some("private") => Visibility::Private,
-        _ => Visibility::Public,
+    // Anything but a clear `public` or `private` is refused: a typo must not publish a feed meant
+    // to be private.
+    let visibility = match spec.get("visibility") {
+        None | Some(Value::Null) => Visibility::Public,
+        Some(Value::String(v)) if v.trim().eq_ignore_ascii_case("public") => Visibility::Public,
+        Some(Value::String(v)) if v.trim().eq_ignore_ascii_case("private") => Visibility::Private,
+        Some(v) => {
+            return Err(ApiError::invalid("invalid_visibility", format!("`visibility` {v}: use \"public\" or \"private\"")));
+        }
     };
     let feed = state
         .store

@@ -163,6 +163,15 @@ impl ExportParams {
             }
         }
         let categories = matches!(given(&self.categories), Some(v) if !matches!(v, "0" | "false" | "no"));
+        // A set name the format cannot use would silently become `apiary` and replace that set.
+        if let Some(set) = given(&self.set) {
+            if fmt::ipset::set_base(set) != set {
+                return Err(ApiError::invalid(
+                    "invalid_set",
+                    format!("`set` `{set}`: use 1 to 24 letters, digits, '-', '_' or '.'"),
+                ));
+            }
+        }
         Ok(ExportSpec {
             format,
             blocklist: format.blocklist,

@@ -1,0 +1,83 @@
+//! Bad input found by breaking the hub on purpose: each test is a refusal that used to be a
+//! silent, wrong success.
+
+mod common;
+
+use apiary_store::Visibility;
+use common::{error_code, json, Hub};
+use reqwest::Method;
+use serde_json::json;
+
+/// CSIRTG feed create: a `visibility` that is neither `public` nor `private` (a typo, a boolean)
+/// used to make a *public* feed. It is refused now, and nothing is created.
+#[tokio::test]
+async fn csirtg_feed_create_refuses_an_unknown_visibility_instead_of_publishing() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+
+    for (i, bad) in [json!("privat"), json!("private-ish"), json!(true), json!(1), json!({"private": true})].into_iter().enumerate() {
+        let name = format!("typo{i}");
+        let body = json!({"feed": {"name": name, "visibility": bad}});
+        let (status, reply) = json(hub.csirtg(Method::POST, "/users/alice/feeds", &alice).json(&body).send().await.unwrap()).await;
+        assert_eq!(status, 422, "visibility {bad}: {reply}");
+        assert_eq!(error_code(&reply), "invalid_visibility");
+        assert!(hub.store.get_feed("alice", &name).await.unwrap().is_none(), "visibility {bad} created a feed");
+    }
+
+    // The forms that mean something still work; case and spaces are forgiven.
+    for (name, v, want) in [
+        ("p1", json!("private"), "private"),
+        ("p2", json!(" Private "), "private"),
+        ("p3", json!("PUBLIC"), "public"),
+        ("p4", json!(null), "public"),
+    ] {
+        let body = json!({"feed": {"name": name, "visibility": v}});
+        let (status, reply) = json(hub.csirtg(Method::POST, "/users/alice/feeds", &alice).json(&body).send().await.unwrap()).await;
+        assert_eq!(status, 201, "visibility {v}: {reply}");
+        assert_eq!(reply["visibility"], want, "visibility {v}");
+    }
+    let (status, reply) = json(hub.csirtg(Method::POST, "/users/alice/feeds", &alice).json(&json!({"feed": {"name": "p5"}})).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["visibility"], "public");
+
+    // A private feed made this way stays invisible to others.
+    let bob = hub.user("bob", "read,write").await;
+    let (status, _) = json(hub.req(Method::GET, "/api/v1/feeds/alice/p2", Some(&bob)).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+}
+
+/// ipset export: a `set` name ipset cannot use used to fall back to `apiary` without a word, so
+/// `ipset restore` replaced the default set instead of the one asked for. It is a 422 now.
+#[tokio::test]
+async fn ipset_export_refuses_an_unusable_set_name() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "scan", Visibility::Public).await;
+    let (status, _) = json(
+        hub.req(Method::POST, "/api/v1/feeds/alice/scan/indicators", Some(&alice))
+            .header("Content-Type", "text/plain")
+            .body("45.155.205.61\n")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    for bad in ["a%3Brm", "bad%20name", "a%0Acreate%20x", "aaaaaaaaaaaaaaaaaaaaaaaaa", "s%C3%A9t"] {
+        let (status, reply) =
+            json(hub.req(Method::GET, &format!("/api/v1/feeds/alice/scan/export?format=ipset&window=all&set={bad}"), None).send().await.unwrap()).await;
+        assert_eq!(status, 422, "set={bad}: {reply}");
+        assert_eq!(error_code(&reply), "invalid_set");
+    }
+
+    let resp = hub.req(Method::GET, "/api/v1/feeds/alice/scan/export?format=ipset&window=all&set=my_list.v2", None).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("create my_list.v2-v4 hash:net") && text.contains("add my_list.v2-v4-tmp 45.155.205.61"), "{text}");
+    assert!(!text.contains("apiary-v4"), "{text}");
+
+    // No `set` (or an empty one) is still the default name.
+    let text = hub.req(Method::GET, "/api/v1/feeds/alice/scan/export?format=ipset&window=all&set=", None).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("create apiary-v4 hash:net"), "{text}");
+}
