@@ -1,7 +1,8 @@
 //! Apiary's record stage: accounts, feeds, sightings and their aggregates.
 //!
 //! [`Store`] is the one interface the server and the CLI use; [`sqlite::SqliteStore`] is the
-//! embedded default (a PostgreSQL implementation comes with the scale-out work). Every write
+//! embedded default and [`postgres::PostgresStore`] the one several hub nodes share ([`open`]
+//! picks one from a store URL). Every write
 //! returns only after it is committed: a 2xx or an acked frame never loses data when the
 //! process crashes (and, with `sqlite::Durability::Full`, not on a power loss either).
 //! [`conformance`] holds the behaviour every implementation must show.
@@ -9,6 +10,7 @@
 pub mod conformance;
 pub mod hpfeeds;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod stream;
 
@@ -17,6 +19,22 @@ pub use model::*;
 pub use stream::{LoggedSighting, NewWebhook, Webhook, WebhookProgress, WebhookState};
 
 use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Open the store a URL names: `postgres://…` (or `postgresql://…`) is a [`postgres::PostgresStore`];
+/// `sqlite:DIR` or a plain directory is a [`sqlite::SqliteStore`] in that directory.
+pub async fn open(url_or_dir: &str) -> Result<Arc<dyn Store>> {
+    if url_or_dir.starts_with("postgres://") || url_or_dir.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PostgresStore::connect(url_or_dir).await?));
+    }
+    let dir = url_or_dir.strip_prefix("sqlite:").unwrap_or(url_or_dir);
+    if dir.is_empty() || dir.contains("://") {
+        return Err(StoreError::Invalid(format!(
+            "store `{url_or_dir}`: use postgres://USER@HOST/DB, sqlite:DIR or a directory"
+        )));
+    }
+    Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(dir))?))
+}
 
 /// Store errors. `NotFound`/`Conflict`/`Invalid` are the client's fault; `Busy` maps to 429;
 /// `Internal` to 500 and never happens for client input.
