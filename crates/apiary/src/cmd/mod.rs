@@ -9,6 +9,7 @@ pub mod import_feed;
 pub mod parse;
 pub mod serve;
 pub mod simulate;
+pub mod stream;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,6 +54,16 @@ pub enum Command {
     Hpfeeds(hpfeeds::HpfeedsArgs),
     /// Run the trust model and baselines on a simulated Internet with adversaries.
     Simulate(simulate::SimulateArgs),
+    /// Follow a feed on a hub (OWNER/NAME); `apiary stream --subscriptions` streams them.
+    Subscribe(stream::SubscribeArgs),
+    /// Stop following a feed (OWNER/NAME).
+    Unsubscribe(stream::SubscribeArgs),
+    /// List the feeds you follow on a hub.
+    Subscriptions(stream::SubscriptionsArgs),
+    /// Print new sightings from a hub as they are recorded (filtered, resumable).
+    Stream(stream::StreamArgs),
+    /// Push subscriptions: a filtered stream POSTed to a URL.
+    Webhook(stream::WebhookArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -70,6 +81,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pull(a) => import_feed::run_pull(a),
         Command::Hpfeeds(a) => hpfeeds::run(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Subscribe(a) => stream::run_subscribe(a),
+        Command::Unsubscribe(a) => stream::run_unsubscribe(a),
+        Command::Subscriptions(a) => stream::run_subscriptions(a),
+        Command::Stream(a) => stream::run_stream(a),
+        Command::Webhook(a) => stream::run_webhook(a),
     };
     match result {
         Ok(code) => code,
