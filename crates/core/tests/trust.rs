@@ -161,7 +161,7 @@ fn copying_a_seed_earns_nothing() {
         // Confirmed (the seed saw it), but reported after the seed: no lead.
         let o = reliability::judge(seed_seen_at + 600, None, Some(seed_seen_at), true);
         assert_eq!(o, Some(Outcome::Late));
-        reliability::apply(&mut metas[1], o.unwrap(), &p);
+        reliability::apply(&mut metas[1], o.unwrap(), seed_seen_at, &p);
     }
     assert_eq!(metas[1].reliability, Beta::PRIOR);
     assert_eq!(metas[1].leads, 0);
@@ -179,16 +179,17 @@ fn copying_a_seed_earns_nothing() {
 fn benign_reports_quarantine_and_leads_promote() {
     let p = ReliabilityParams::default();
     let mut m = SourceMeta::new(0, 0, 0, vec![]);
-    for _ in 0..60 {
-        reliability::apply(&mut m, Outcome::Lead, &p);
+    for _ in 0..200 {
+        reliability::apply(&mut m, Outcome::Lead, 0, &p);
     }
     assert_eq!(reliability::earned_tier(&m, 10 * DAY, &p), Tier::Probation, "too young");
     assert_eq!(reliability::earned_tier(&m, 31 * DAY, &p), Tier::Established);
-    reliability::apply(&mut m, Outcome::Refuted, &p);
-    reliability::apply(&mut m, Outcome::Refuted, &p);
-    assert_eq!(reliability::earned_tier(&m, 31 * DAY, &p), Tier::Probation, "refuted reports cost the tier");
+    reliability::apply(&mut m, Outcome::Refuted, 31 * DAY, &p);
+    assert!(m.reliability.mean() > 0.8, "one refutation barely moves a busy source's mean...");
+    assert_eq!(reliability::earned_tier(&m, 31 * DAY, &p), Tier::Probation, "...but costs the tier at once");
+    assert_eq!(reliability::earned_tier(&m, 39 * DAY, &p), Tier::Established, "and a clean week restores it");
     let mut liar = SourceMeta::new(1, 1, 0, vec![]);
-    reliability::apply(&mut liar, Outcome::Benign, &p);
+    reliability::apply(&mut liar, Outcome::Benign, 0, &p);
     assert_eq!(reliability::earned_tier(&liar, 31 * DAY, &p), Tier::Quarantined);
     // Forgetting: the penalty fades, and the source is back on probation.
     reliability::forget(&mut liar.reliability, 200.0, &p);

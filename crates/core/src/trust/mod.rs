@@ -121,6 +121,9 @@ pub struct SourceMeta {
     pub leads: u32,
     /// The source reported a canary probe address that was never sent to it.
     pub canary_hit: bool,
+    /// When a report of it last turned out benign, was refuted or retracted.
+    #[serde(default)]
+    pub last_penalty: Option<Timestamp>,
 }
 
 impl SourceMeta {
@@ -135,6 +138,7 @@ impl SourceMeta {
             networks,
             leads: 0,
             canary_hit: false,
+            last_penalty: None,
         }
     }
 }

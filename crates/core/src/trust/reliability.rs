@@ -26,6 +26,9 @@ pub struct ReliabilityParams {
     /// is below this and at least `quarantine_min_benign` of β came from penalties.
     pub quarantine_mean: f64,
     pub quarantine_min_benign: f64,
+    /// Established also needs this many days since the last benign, refuted or retracted report:
+    /// a proven-bad report costs the standing at once, whatever α a busy source has banked.
+    pub clean_days: f64,
 }
 
 impl Default for ReliabilityParams {
@@ -41,6 +44,7 @@ impl Default for ReliabilityParams {
             establish_age_days: 30.0,
             quarantine_mean: 0.5,
             quarantine_min_benign: 8.0,
+            clean_days: 7.0,
         }
     }
 }
@@ -74,8 +78,8 @@ pub fn judge(reported: Timestamp, first_public: Option<Timestamp>, first_seed: O
     Some(if reported < first_other { Outcome::Lead } else { Outcome::Late })
 }
 
-/// Apply one outcome to a source (seeds are trusted by the admin and not updated).
-pub fn apply(source: &mut SourceMeta, outcome: Outcome, p: &ReliabilityParams) {
+/// Apply one outcome, learned at `now`, to a source (seeds are trusted by the admin and not updated).
+pub fn apply(source: &mut SourceMeta, outcome: Outcome, now: Timestamp, p: &ReliabilityParams) {
     if source.tier == Tier::Seed {
         return;
     }
@@ -90,6 +94,9 @@ pub fn apply(source: &mut SourceMeta, outcome: Outcome, p: &ReliabilityParams) {
         Outcome::Refuted => r.beta += p.refuted,
         Outcome::Retracted => r.beta += p.retracted,
         Outcome::CanaryHit => source.canary_hit = true,
+    }
+    if matches!(outcome, Outcome::Benign | Outcome::Refuted | Outcome::Retracted) {
+        source.last_penalty = Some(now);
     }
 }
 
@@ -112,7 +119,8 @@ pub fn earned_tier(source: &SourceMeta, now: Timestamp, p: &ReliabilityParams) -
         return Tier::Quarantined;
     }
     let age_days = (now - source.created) as f64 / 86_400.0;
-    if source.leads >= p.establish_leads && r.mean() >= p.establish_mean && age_days >= p.establish_age_days {
+    let clean = source.last_penalty.is_none_or(|t| (now - t) as f64 >= p.clean_days * 86_400.0);
+    if clean && source.leads >= p.establish_leads && r.mean() >= p.establish_mean && age_days >= p.establish_age_days {
         Tier::Established
     } else {
         Tier::Probation

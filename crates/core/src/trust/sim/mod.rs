@@ -532,52 +532,62 @@ pub fn run_world(p: &WorldParams, adversary: Adversary, share: f64, seed: u64) -
                 dirty.push(i);
             }
         }
+        // The reliability job runs hourly (judging is cheap); groups and the full rescore daily.
         let daily = (hour + 1) % 24 == 0;
         if daily {
             for m in metas.iter_mut().filter(|m| m.tier != Tier::Seed) {
                 reliability::forget(&mut m.reliability, 1.0, &rel);
             }
-            for i in refute_queue.drain(..) {
-                for x in &sightings[i as usize] {
-                    reliability::apply(&mut metas[x.source as usize], Outcome::Refuted, &rel);
-                }
+        }
+        for i in refute_queue.drain(..) {
+            for x in &sightings[i as usize] {
+                reliability::apply(&mut metas[x.source as usize], Outcome::Refuted, now, &rel);
             }
-            pending.retain(|&(s, i, t)| {
-                let i = i as usize;
-                if w.items[i].standing == StandingKind::Excluded {
-                    reliability::apply(&mut metas[s as usize], Outcome::Benign, &rel);
-                    return false;
-                }
-                if refuted[i] {
-                    return false;
-                }
-                let own = groups.of_source[s as usize];
-                let mut est: [u32; 2] = [u32::MAX; 2];
-                let mut n_est = 0;
-                for x in &sightings[i] {
-                    let g = groups.of_source[x.source as usize];
-                    if g != own && scorer.class_of(x.source) == super::score::GroupClass::Established && !est[..n_est].contains(&g) {
-                        est[n_est] = g;
-                        n_est += 1;
-                        if n_est == 2 {
-                            break;
-                        }
+        }
+        pending.retain(|&(s, i, t)| {
+            let i = i as usize;
+            if w.items[i].standing == StandingKind::Excluded {
+                reliability::apply(&mut metas[s as usize], Outcome::Benign, now, &rel);
+                return false;
+            }
+            if refuted[i] {
+                return false;
+            }
+            let own = groups.of_source[s as usize];
+            let mut est: [u32; 2] = [u32::MAX; 2];
+            let mut n_est = 0;
+            for x in &sightings[i] {
+                let g = groups.of_source[x.source as usize];
+                if g != own && scorer.class_of(x.source) == super::score::GroupClass::Established && !est[..n_est].contains(&g) {
+                    est[n_est] = g;
+                    n_est += 1;
+                    if n_est == 2 {
+                        break;
                     }
                 }
-                let confirmed = first_seed[i].is_some() || n_est >= 2;
-                match reliability::judge(t, first_public[i], first_seed[i], confirmed) {
-                    Some(o) => {
-                        reliability::apply(&mut metas[s as usize], o, &rel);
-                        false
-                    }
-                    None => now - t < 30 * DAY,
-                }
-            });
-            for m in metas.iter_mut() {
-                m.tier = reliability::earned_tier(m, now, &rel);
             }
+            let confirmed = first_seed[i].is_some() || n_est >= 2;
+            match reliability::judge(t, first_public[i], first_seed[i], confirmed) {
+                Some(o) => {
+                    reliability::apply(&mut metas[s as usize], o, now, &rel);
+                    false
+                }
+                None => now - t < 30 * DAY,
+            }
+        });
+        let mut changed = false;
+        for m in metas.iter_mut() {
+            let tier = reliability::earned_tier(m, now, &rel);
+            changed |= tier != m.tier;
+            m.tier = tier;
+        }
+        if daily {
             groups = groups::compute(&metas, &co, &gp);
+        }
+        if daily || changed {
             scorer = Scorer::new(score_params.clone(), &metas, &groups);
+        }
+        if daily {
             dirty.clear();
             dirty.extend((0..n as u32).filter(|&i| !sightings[i as usize].is_empty()));
         }
