@@ -174,5 +174,7 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
 
 /// Parse a JSON body, answering 422 with the reason when it is malformed.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // A leading UTF-8 byte order mark is skipped, as in every other body form.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     serde_json::from_slice(body).map_err(ApiError::bad_json)
 }

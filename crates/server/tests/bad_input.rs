@@ -81,3 +81,32 @@ async fn ipset_export_refuses_an_unusable_set_name() {
     let text = hub.req(Method::GET, "/api/v1/feeds/alice/scan/export?format=ipset&window=all&set=", None).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("create apiary-v4 hash:net"), "{text}");
 }
+
+/// A UTF-8 byte order mark (what Windows editors and PowerShell write) used to make a JSON body a
+/// 422 and cost a JSON-lines body its first record, while text and CSV bodies skipped it.
+#[tokio::test]
+async fn a_byte_order_mark_is_skipped_in_json_bodies() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "hp", Visibility::Public).await;
+    let bom = "\u{feff}";
+    for (ct, body, want) in [
+        ("application/json", format!(r#"{bom}{{"indicator":"45.155.205.71"}}"#), 1),
+        ("application/json", format!(r#"{bom}["45.155.205.72", {{"indicator":"45.155.205.73"}}]"#), 2),
+        ("application/x-ndjson", format!("{bom}{{\"indicator\":\"45.155.205.74\"}}\n{{\"indicator\":\"45.155.205.75\"}}\n"), 2),
+        ("text/plain", format!("{bom}45.155.205.76\n"), 1),
+        ("text/csv", format!("{bom}indicator\n45.155.205.77\n"), 1),
+    ] {
+        let resp = hub.req(Method::POST, "/api/v1/feeds/alice/hp/indicators", Some(&alice)).header("Content-Type", ct).body(body.clone()).send().await.unwrap();
+        let (status, reply) = json(resp).await;
+        assert_eq!(status, 201, "{ct} {body:?}: {reply}");
+        assert_eq!(reply["accepted"], want, "{ct} {body:?}: {reply}");
+        assert_eq!(reply["rejected"].as_array().unwrap().len(), 0, "{ct} {body:?}: {reply}");
+    }
+
+    // The CSIRTG indicator create reads its body the same way.
+    let body = format!(r#"{bom}{{"indicator":{{"indicator":"45.155.205.78"}}}}"#);
+    let (status, reply) = json(hub.csirtg(Method::POST, "/users/alice/feeds/hp/indicators", &alice).body(body).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["indicator"], "45.155.205.78");
+}

@@ -54,6 +54,8 @@ impl Raw {
 
 /// Split a body into items according to its content type.
 pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    // A UTF-8 byte order mark (Windows editors, PowerShell) is not part of any form's content.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let items = if ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-lines") || ct.contains("json-seq") {
         json_lines(body)
