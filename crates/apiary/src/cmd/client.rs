@@ -283,8 +283,8 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             println!(
                 "  rejected {input:?}: {} ({})",
-                r.message.as_deref().unwrap_or("refused"),
-                r.code.as_deref().unwrap_or("?")
+                super::terminal_safe(r.message.as_deref().unwrap_or("refused")),
+                super::terminal_safe(r.code.as_deref().unwrap_or("?"))
             );
         }
     }
@@ -342,7 +342,7 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
         let page = match hub.query(&params) {
             Ok(p) => p,
             Err(HubError::Status { status: 422, message, .. }) => {
-                eprintln!("error: the hub does not understand {:?}: {message}", a.value);
+                eprintln!("error: the hub does not understand {:?}: {}", a.value, super::terminal_safe(&message));
                 return Ok(ExitCode::FAILURE);
             }
             Err(e) => return Err(anyhow::Error::new(e).context("search failed")),
@@ -376,7 +376,7 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
                     .map(|a| a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(","))
                     .unwrap_or_default()
             };
-            let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+            let s = |k: &str| super::terminal_safe(r[k].as_str().unwrap_or("")).into_owned();
             writeln!(
                 out,
                 "{:<28} {:<40} {:<7} {:>6}  {:<20} {:<20} {:<24} {}",
@@ -386,8 +386,8 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
                 r["count"].as_i64().unwrap_or(0),
                 short_time(&s("firsttime")),
                 short_time(&s("lasttime")),
-                list(&r["tags"]),
-                list(&r["portlist"]),
+                super::terminal_safe(&list(&r["tags"])),
+                super::terminal_safe(&list(&r["portlist"])),
             )?;
         }
     }

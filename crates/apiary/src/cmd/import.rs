@@ -652,7 +652,7 @@ fn print_summary(s: &Summary) {
         let kinds: Vec<String> = s.problems_by_kind.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
         println!("problems: {} ({})", thousands(total), kinds.join(", "));
         for p in &s.problems {
-            println!("  {p}");
+            println!("  {}", super::terminal_safe(&p.to_string()));
         }
         if (s.problems.len() as u64) < total {
             println!("  ... {} more (raise --show-problems to list them)", total - s.problems.len() as u64);

@@ -346,7 +346,7 @@ fn print_summary(s: &FeedSummary) {
     if r.rejected > 0 {
         println!("problems:");
         for p in &r.problems {
-            println!("  {p}");
+            println!("  {}", super::terminal_safe(&p.to_string()));
         }
         if (r.problems.len() as u64) < r.rejected {
             println!("  ... {} more (raise --show-problems to list them)", r.rejected - r.problems.len() as u64);

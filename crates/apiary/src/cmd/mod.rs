@@ -95,3 +95,25 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     }
 }
+
+/// Text from a file, a feed or a hub made safe for a terminal: control characters (ESC, BEL, NUL,
+/// newlines, ...) are written as escapes (`\u{1b}`, `\n`), so a hostile value cannot move the
+/// cursor, retitle the window or forge output lines. Everything else, non-ASCII included, is kept.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(terminal_safe("evil.example"), "evil.example");
+        assert_eq!(terminal_safe("x\u{1b}]0;t\u{7}y"), "x\\u{1b}]0;t\\u{7}y");
+        assert_eq!(terminal_safe("a\nb\0é�"), "a\\nb\\u{0}é�");
+    }
+}

@@ -211,7 +211,7 @@ fn write_table(out: &mut impl Write, results: &[(String, Result<Indicator, Rejec
                 }
                 [printable(input), ind.itype.to_string(), ind.value.clone(), notes.join(" ")]
             }
-            Err(e) => [printable(input), "REJECTED".to_string(), e.code.as_str().to_string(), e.message.clone()],
+            Err(e) => [printable(input), "REJECTED".to_string(), e.code.as_str().to_string(), super::terminal_safe(&e.message).into_owned()],
         })
         .collect();
     let w0 = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0).min(60);
