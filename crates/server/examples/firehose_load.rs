@@ -190,7 +190,16 @@ async fn main() {
 
     let (n, rate) = publish(&base, &token, a.publishers, 0, a.seconds, counter.clone()).await;
     println!("{}", json!({"phase": "ingest_with_subscribers", "subscribers": total, "sightings": n, "per_s": rate.round()}));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the subscribers drain what that phase queued before the paced phases start.
+    let mut last = u64::MAX;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stats.deliveries.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
 
     for phase in ["paced", "paced_with_stalled"] {
         let _stalled = if phase == "paced_with_stalled" {
