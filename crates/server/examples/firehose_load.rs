@@ -9,8 +9,10 @@
 //!   → parsed by the subscriber), deliveries/s, lag notices;
 //! - `paced_with_stalled`: the same with one more firehose subscriber that never reads.
 //!
-//!     cargo run --release -p apiary-server --example firehose_load -- \
-//!         --feed-subscribers 1000 --firehose-subscribers 10 --rate 10000 --seconds 10
+//! ```text
+//! cargo run --release -p apiary-server --example firehose_load -- \
+//!     --feed-subscribers 1000 --firehose-subscribers 10 --rate 10000 --seconds 10
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -157,8 +159,7 @@ async fn main() {
     for f in 0..FEEDS {
         store.create_feed(NewFeed { owner: "bench".into(), name: format!("f{f}"), ..Default::default() }).await.unwrap();
     }
-    let mut config = Config::default();
-    config.token_rate = apiary_server::Rate { per_second: 1e9, burst: 1e9 };
+    let config = Config { token_rate: apiary_server::Rate { per_second: 1e9, burst: 1e9 }, ..Config::default() };
     let state = AppState::new(config, store.clone());
     state.streams.start(&state).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -115,10 +115,10 @@ async fn supervise(state: AppState, changed: Arc<Notify>, mut stop: watch::Recei
                     keep
                 });
                 for (id, hook) in active {
-                    if !running.contains_key(&id) {
+                    running.entry(id).or_insert_with(|| {
                         let (tx, rx) = watch::channel(false);
-                        running.insert(id, (tx, tokio::spawn(deliver(state.clone(), hook, rx))));
-                    }
+                        (tx, tokio::spawn(deliver(state.clone(), hook, rx)))
+                    });
                 }
             }
             Err(e) => tracing::warn!("webhooks: cannot read the webhook list: {e}"),
