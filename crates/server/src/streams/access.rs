@@ -16,13 +16,15 @@ pub struct Access {
     pub caller: Caller,
     /// Readable feed ids → `owner/name`.
     readable: HashMap<i64, String>,
+    /// Feeds found unreadable since the last full refresh (not worth another read per event).
+    refused: HashSet<i64>,
     read_at: Instant,
 }
 
 impl Access {
     /// Resolve the caller's readable feeds now. `token` is kept to check it again later.
     pub async fn resolve(state: &AppState, caller: Caller, token: Option<String>) -> Result<Access, ApiError> {
-        let mut a = Access { token, caller, readable: HashMap::new(), read_at: Instant::now() };
+        let mut a = Access { token, caller, readable: HashMap::new(), refused: HashSet::new(), read_at: Instant::now() };
         a.reload(state).await?;
         Ok(a)
     }
@@ -43,17 +45,25 @@ impl Access {
             }
         }
         self.reload(state).await?;
+        self.refused.clear();
         Ok(true)
     }
 
-    /// Whether an event of `feed_id` may be sent. An unknown feed (created since the last
-    /// read) triggers a fresh read, at most once a second.
+    /// Whether an event of `feed_id` may be sent. A feed not seen before (created since the
+    /// last read) triggers a fresh read, at most once a second; one found unreadable is not read
+    /// again until the periodic refresh.
     pub async fn allows(&mut self, state: &AppState, feed_id: i64) -> bool {
         if self.readable.contains_key(&feed_id) {
             return true;
         }
+        if self.refused.contains(&feed_id) {
+            return false;
+        }
         if self.read_at.elapsed().as_secs() >= 1 && self.reload(state).await.is_ok() {
-            return self.readable.contains_key(&feed_id);
+            if self.readable.contains_key(&feed_id) {
+                return true;
+            }
+            self.refused.insert(feed_id);
         }
         false
     }
