@@ -101,6 +101,17 @@ impl Intake<'_> {
         let first = time_field(&mut obj, &["firsttime", "first_at"])?;
         let last = time_field(&mut obj, &["lasttime", "last_at"])?;
         let report = time_field(&mut obj, &["reporttime", "reported_at"])?;
+        // A time far in the future would top every newest-first list and never leave the
+        // export windows: allow a day of clock skew, refuse the rest.
+        let latest = self.received_at + chrono::Duration::days(1);
+        for (name, t) in [("firsttime", first), ("lasttime", last), ("reporttime", report)] {
+            if let Some(t) = t.filter(|t| *t > latest) {
+                return Err(reject(
+                    "time_out_of_range",
+                    format!("`{name}` {} is more than a day after the hub's clock", t.to_rfc3339()),
+                ));
+            }
+        }
         let observed_at = first.or(last).or(report).unwrap_or(self.received_at);
         let observed_until = match (first, last) {
             (Some(f), Some(l)) if l > f => Some(l),

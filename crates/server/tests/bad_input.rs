@@ -110,3 +110,31 @@ async fn a_byte_order_mark_is_skipped_in_json_bodies() {
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["indicator"], "45.155.205.78");
 }
+
+/// A time far in the future used to be stored as the record's lasttime, so the value topped
+/// every newest-first list and never left the export windows. It is refused per item now;
+/// the good items of the same batch are stored.
+#[tokio::test]
+async fn times_far_in_the_future_are_refused_and_the_rest_of_the_batch_is_kept() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "scan", Visibility::Public).await;
+    let body = json!([
+        {"indicator": "45.7.7.132", "firsttime": "9999-12-31T23:59:59Z"},
+        {"indicator": "45.7.7.133", "lasttime": 99999999999u64},
+        {"indicator": "45.7.7.134", "firsttime": "2021-05-02T07:00:00Z"},
+    ]);
+    let (status, reply) = json(
+        hub.req(Method::POST, "/api/v1/feeds/alice/scan/indicators", Some(&alice)).json(&body).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    let rejected = reply["rejected"].as_array().expect("rejected list");
+    assert_eq!(rejected.len(), 2, "{reply}");
+    for r in rejected {
+        assert_eq!(r["code"], "time_out_of_range", "{reply}");
+    }
+    assert!(hub.store.get_indicator("45.7.7.134").await.unwrap().is_some());
+    assert!(hub.store.get_indicator("45.7.7.132").await.unwrap().is_none());
+}

@@ -78,8 +78,9 @@ pub struct ExportArgs {
     /// rpz: the zone's name (for the SOA and length checks).
     #[arg(long, value_name = "ZONE")]
     pub zone: Option<String>,
-    /// The hub's base URL.
-    #[arg(long, value_name = "URL", env = "APIARY_HUB", conflicts_with = "data")]
+    /// The hub's base URL (ignored when --data is given, so APIARY_HUB in the environment
+    /// does not get in the way of an offline export).
+    #[arg(long, value_name = "URL", env = "APIARY_HUB")]
     pub hub: Option<String>,
     /// An API token (private feeds and TLP:RED need one).
     #[arg(long, value_name = "TOKEN", env = "APIARY_TOKEN", hide_env_values = true)]
@@ -168,9 +169,13 @@ fn through_hub(a: &ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    std::io::copy(&mut resp, &mut out).context("export interrupted (the hub or the connection failed mid-way)")?;
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    // A reader that stops early (`| head`) closes our stdout: that is not the hub's failure.
+    let copied = std::io::copy(&mut resp, &mut out).and_then(|_| out.flush());
+    match copied {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("export interrupted (the hub or the connection failed mid-way)"),
+    }
 }
 
 fn offline(a: &ExportArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
