@@ -42,11 +42,18 @@ pub fn routes() -> Router<AppState> {
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
-/// The allowlist exports apply: the built-in lists (special-use ranges, big public resolvers,
-/// special-use names, empty-file hashes).
+static LISTS: OnceLock<Allowlist> = OnceLock::new();
+
+/// The allowlist exports and TAXII apply: what [`install_allowlist`] set at start-up (the
+/// built-in lists plus the operator's warninglists), or the built-in lists alone (special-use
+/// ranges, big public resolvers, special-use names, empty-file hashes).
 pub fn allowlist() -> &'static Allowlist {
-    static LISTS: OnceLock<Allowlist> = OnceLock::new();
     LISTS.get_or_init(Allowlist::builtin)
+}
+
+/// Set the hub's allowlist once, before serving. Returns false if one was already in use.
+pub fn install_allowlist(lists: Allowlist) -> bool {
+    LISTS.set(lists).is_ok()
 }
 
 /// Name of the hub-wide BLOCK tier, as a source in exports and a TAXII collection.

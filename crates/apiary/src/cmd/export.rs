@@ -88,6 +88,10 @@ pub struct ExportArgs {
     /// Export from this data directory instead of a hub.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Offline only: MISP warninglists to apply on top of the built-in lists (a directory of
+    /// `NAME/list.json`); a hub applies its own `serve --allowlist`.
+    #[arg(long, value_name = "DIR", requires = "data", env = "APIARY_ALLOWLIST")]
+    pub allowlist: Option<PathBuf>,
     /// Offline only: read as this user (default: the feed's owner; anonymous for the tier).
     #[arg(long = "as", value_name = "USER", requires = "data")]
     pub as_user: Option<String>,
@@ -114,6 +118,12 @@ impl ExportArgs {
 pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
     // Check the parameters here first, so a typo fails the same way offline and online.
     a.params().parse().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if let (Some(dir), Some(_)) = (&a.allowlist, &a.data) {
+        let mut lists = apiary_core::Allowlist::builtin();
+        super::parse::load_dir(&mut lists, dir)
+            .with_context(|| format!("cannot load the allowlist directory {}", dir.display()))?;
+        apiary_server::export::install_allowlist(lists);
+    }
     match &a.data {
         Some(dir) => offline(&a, dir),
         None => through_hub(&a),

@@ -233,8 +233,8 @@ fn printable(s: &str) -> String {
     o
 }
 
-/// Load every warninglist under `dir`.
-fn load_dir(lists: &mut Allowlist, dir: &Path) -> anyhow::Result<()> {
+/// Load every warninglist under `dir` (also used by `serve` and `export`).
+pub(crate) fn load_dir(lists: &mut Allowlist, dir: &Path) -> anyhow::Result<()> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let own = dir.join("list.json");
     if own.is_file() {

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Also run an hpfeeds broker on this address, e.g. 127.0.0.1:10000 (docs/hpfeeds.md) [default: off].
     #[arg(long, env = "APIARY_HPFEEDS", value_name = "ADDR")]
     pub hpfeeds: Option<SocketAddr>,
+    /// MISP warninglists to apply to exports and TAXII, on top of the built-in lists: a
+    /// directory of `NAME/list.json` (exclude or hold per list, see docs/indicators.md).
+    #[arg(long, env = "APIARY_ALLOWLIST", value_name = "DIR")]
+    pub allowlist: Option<PathBuf>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -82,11 +86,13 @@ struct FileSettings {
     durability: Option<String>,
     log: Option<String>,
     hpfeeds: Option<SocketAddr>,
+    allowlist: Option<PathBuf>,
 }
 
 /// Settings after precedence is applied.
 struct Settings {
     data: PathBuf,
+    allowlist: Option<PathBuf>,
     config: Config,
     durability: Durability,
     log: String,
@@ -159,6 +165,7 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         data: a.data.or(file.data).unwrap_or_else(|| PathBuf::from("apiary-data")),
         durability,
         log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
+        allowlist: a.allowlist.or(file.allowlist),
         config: Config {
             listen: a.listen.or(file.listen).unwrap_or(defaults.listen),
             public_url,
@@ -187,6 +194,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_with(&settings.data, opts)
         .with_context(|| format!("cannot open the data directory {}", settings.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    if let Some(dir) = &settings.allowlist {
+        let mut lists = apiary_core::Allowlist::builtin();
+        super::parse::load_dir(&mut lists, dir)
+            .with_context(|| format!("cannot load the allowlist directory {}", dir.display()))?;
+        eprintln!("allowlist: {} entries (built-in lists plus {})", lists.len(), dir.display());
+        apiary_server::export::install_allowlist(lists);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
