@@ -26,7 +26,7 @@ impl Write for Counter {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a benchmark (1,000,000 records per format), run by hand: see BENCHMARKS.md"]
 fn one_million_records_per_format() {
     const N: u32 = 1_000_000;
     let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();

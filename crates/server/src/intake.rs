@@ -13,6 +13,7 @@
 //! Every other field is kept as sent in the sighting's `extra`.
 
 use apiary_core::{parse, parse_time, IType, ParseOptions};
+use apiary_ingest::Report;
 use apiary_store::{NewSighting, Timestamp, Tlp};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -341,5 +342,32 @@ mod tests {
         let mut obj = json!({"count": 0, "claimed_confidence": "high"}).as_object().unwrap().clone();
         assert_eq!(count_field(&mut obj).unwrap_err().code, "invalid_count");
         assert_eq!(confidence_field(&mut obj).unwrap_err().code, "invalid_confidence");
+    }
+}
+
+/// A report from a source reader (a Cowrie session, a feed file, an hpfeeds message) as a
+/// sighting of `feed_id` by `reporter_id`, received `now`. A TLP the source gave (a feed file's
+/// marking) is kept in `extra`, where the API's publishes keep it too.
+pub fn report_sighting(r: Report, feed_id: i64, reporter_id: i64, now: Timestamp) -> NewSighting {
+    let tlp = r.extra.get("tlp").and_then(Value::as_str).and_then(Tlp::parse).unwrap_or_default();
+    NewSighting {
+        feed_id,
+        reporter_id,
+        itype: r.indicator.itype,
+        reserved: r.indicator.reserved.map(|x| x.as_str().to_owned()),
+        value: r.indicator.value,
+        observed_at: r.observed_at.unwrap_or(now),
+        observed_until: r.observed_until,
+        received_at: now,
+        tags: r.tags,
+        ports: r.port.into_iter().collect(),
+        protocol: r.protocol,
+        description: r.description,
+        tlp,
+        claimed_confidence: None,
+        sensor: r.sensor,
+        count: r.count,
+        extra: r.extra,
+        idempotency_key: Some(r.idempotency_key),
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use apiary_ingest::cowrie::{self, Assembler, DeriveOptions, ProblemKind, ReadOptions, ReadStats};
 use apiary_ingest::Report;
 use apiary_store::sqlite::SqliteStore;
-use apiary_store::{NewFeed, NewSighting, Store, StoreError, Tlp};
+use apiary_store::{NewFeed, NewSighting, Store, StoreError};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -436,31 +436,6 @@ pub(super) async fn ensure_feed(
     Ok((feed.id, user.id))
 }
 
-fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: chrono::DateTime<Utc>) -> NewSighting {
-    // A TLP the source gave (a feed file's marking) is kept in `extra`, as the hub reads it.
-    let tlp = r.extra.get("tlp").and_then(Value::as_str).and_then(Tlp::parse).unwrap_or_default();
-    NewSighting {
-        feed_id,
-        reporter_id,
-        itype: r.indicator.itype,
-        reserved: r.indicator.reserved.map(|x| x.as_str().to_owned()),
-        value: r.indicator.value,
-        observed_at: r.observed_at.unwrap_or(now),
-        observed_until: r.observed_until,
-        received_at: now,
-        tags: r.tags,
-        ports: r.port.into_iter().collect(),
-        protocol: r.protocol,
-        description: r.description,
-        tlp,
-        claimed_confidence: None,
-        sensor: r.sensor,
-        count: r.count,
-        extra: r.extra,
-        idempotency_key: Some(r.idempotency_key),
-    }
-}
-
 /// Write every batch `rx` delivers to the store, two appends in flight (the store's writer
 /// commits one while the next is queued); stops at the first failure.
 pub(super) async fn write_batches(
@@ -494,7 +469,7 @@ pub(super) async fn write_batches(
 /// Append one batch; returns (stored, duplicates).
 pub(super) async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64), StoreError> {
     let now = Utc::now();
-    let sightings: Vec<NewSighting> = batch.into_iter().map(|r| to_sighting(r, feed_id, reporter_id, now)).collect();
+    let sightings: Vec<NewSighting> = batch.into_iter().map(|r| apiary_server::intake::report_sighting(r, feed_id, reporter_id, now)).collect();
     let outcomes = store.append_sightings(sightings).await?;
     let dup = outcomes.iter().filter(|o| o.duplicate).count() as u64;
     Ok((outcomes.len() as u64 - dup, dup))

@@ -10,9 +10,8 @@
 use apiary_core::ParseOptions;
 use apiary_ingest::cowrie::DeriveOptions;
 use apiary_ingest::hpfeeds::cowrie_sessions;
-use apiary_ingest::Report;
 use apiary_store::hpfeeds::split_feed;
-use apiary_store::{NewSighting, Store, StoreError, Timestamp, Tlp};
+use apiary_store::{NewSighting, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,7 +76,7 @@ impl Recorder {
         };
         let now = chrono::Utc::now();
         let batch: Vec<NewSighting> =
-            derived.reports.into_iter().map(|r| to_sighting(r, feed.id, feed.owner_id, now)).collect();
+            derived.reports.into_iter().map(|r| crate::intake::report_sighting(r, feed.id, feed.owner_id, now)).collect();
         let mut tries = 0;
         loop {
             tries += 1;
@@ -92,28 +91,5 @@ impl Recorder {
                 Err(e) => return Recorded::Dropped(format!("store: {e}")),
             }
         }
-    }
-}
-
-fn to_sighting(r: Report, feed_id: i64, reporter_id: i64, now: Timestamp) -> NewSighting {
-    NewSighting {
-        feed_id,
-        reporter_id,
-        itype: r.indicator.itype,
-        reserved: r.indicator.reserved.map(|x| x.as_str().to_owned()),
-        value: r.indicator.value,
-        observed_at: r.observed_at.unwrap_or(now),
-        observed_until: r.observed_until,
-        received_at: now,
-        tags: r.tags,
-        ports: r.port.into_iter().collect(),
-        protocol: r.protocol,
-        description: r.description,
-        tlp: Tlp::default(),
-        claimed_confidence: None,
-        sensor: r.sensor,
-        count: r.count,
-        extra: r.extra,
-        idempotency_key: Some(r.idempotency_key),
     }
 }
