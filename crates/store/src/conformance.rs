@@ -50,6 +50,10 @@ macro_rules! conformance_tests {
             sightings_log_reads_after_a_seq_in_order,
             feed_subscriptions_are_per_user,
             webhooks_keep_their_cursor_and_state,
+            sensor_events_store_each_key_once,
+            sensor_sessions_are_ready_when_closed_or_idle,
+            leases_are_exclusive_expire_and_release,
+            log_readers_never_skip_a_concurrent_commit,
         );
     };
     (@each $fresh:path, $ready:path; $($name:ident),* $(,)?) => {
@@ -952,4 +956,183 @@ pub async fn webhooks_keep_their_cursor_and_state(s: &dyn Store) {
     assert_eq!(s.get_webhook(w.id).await.unwrap(), None);
     assert!(matches!(s.delete_webhook(w.id).await, Err(StoreError::NotFound(_))));
     assert!(matches!(s.resume_webhook(w.id).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn leases_are_exclusive_expire_and_release(s: &dyn Store) {
+    let ttl = std::time::Duration::from_millis(400);
+    let long = std::time::Duration::from_secs(60);
+    assert!(s.get_lease("jobs").await.unwrap().is_none(), "never taken");
+    let a = s.acquire_lease("jobs", "node-a", ttl).await.unwrap().expect("free: node-a takes it");
+    assert_eq!((a.name.as_str(), a.holder.as_str()), ("jobs", "node-a"));
+    assert!(s.acquire_lease("jobs", "node-b", long).await.unwrap().is_none(), "held: node-b waits");
+    assert!(s.acquire_lease("other", "node-b", long).await.unwrap().is_some(), "leases are per name");
+    let again = s.acquire_lease("jobs", "node-a", ttl).await.unwrap().expect("the holder renews by acquiring");
+    assert_eq!(again.epoch, a.epoch, "same holder, same epoch");
+    assert!(s.renew_lease("jobs", "node-a", ttl).await.unwrap());
+    assert!(!s.renew_lease("jobs", "node-b", ttl).await.unwrap(), "only the holder renews");
+    assert_eq!(s.get_lease("jobs").await.unwrap().unwrap().holder, "node-a");
+
+    // node-a stops renewing (it died): after the TTL node-b takes over, with a new epoch.
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(200)).await;
+    let b = s.acquire_lease("jobs", "node-b", long).await.unwrap().expect("expired: node-b takes it");
+    assert_eq!(b.holder, "node-b");
+    assert!(b.epoch > a.epoch, "a new holder, a new epoch");
+    assert!(!s.renew_lease("jobs", "node-a", ttl).await.unwrap(), "the old holder has lost it");
+    assert!(s.acquire_lease("jobs", "node-a", ttl).await.unwrap().is_none());
+
+    // Releasing someone else's lease changes nothing; releasing one's own frees it at once.
+    s.release_lease("jobs", "node-a").await.unwrap();
+    assert_eq!(s.get_lease("jobs").await.unwrap().unwrap().holder, "node-b");
+    s.release_lease("jobs", "node-b").await.unwrap();
+    assert!(s.get_lease("jobs").await.unwrap().is_none());
+    assert!(s.acquire_lease("jobs", "node-a", ttl).await.unwrap().is_some(), "released: free at once");
+
+    assert!(matches!(s.acquire_lease("", "node-a", ttl).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.acquire_lease("jobs", "bad\nholder", ttl).await, Err(StoreError::Invalid(_))));
+}
+
+/// Several writers append at once while a reader tails the log by seq (as the bus feeder and
+/// every stream do): the reader must end up with every entry. A store whose seqs become
+/// visible out of order (a later seq committed before an earlier one) fails this.
+pub async fn log_readers_never_skip_a_concurrent_commit(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let f = feed(s, "alice", "busy", Visibility::Public).await;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 40;
+    let writer = |w: usize| {
+        let (alice, f, done) = (&alice, &f, &done);
+        async move {
+            for b in 0..BATCHES {
+                let batch = (0..1 + (b + w) % 3)
+                    .map(|i| sighting(f, alice, IType::Ipv4, &format!("198.51.{w}.{}", (b * 3 + i) % 250), "2026-01-01T00:00:00Z"))
+                    .collect();
+                s.append_sightings(batch).await.expect("append");
+                tokio::task::yield_now().await;
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let reader = async {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+            let page = s.sightings_after(after, None, 1000).await.expect("read the log");
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            seen.extend(page.into_iter().map(|l| l.seq));
+            if finished {
+                // One more read after the last writer finished: everything is committed now.
+                let rest = s.sightings_after(after, None, 10_000).await.expect("read the log");
+                seen.extend(rest.into_iter().map(|l| l.seq));
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    let (seen, ..) = tokio::join!(reader, writer(0), writer(1), writer(2), writer(3));
+    let all: Vec<i64> = s.sightings_after(0, None, 10_000).await.unwrap().into_iter().map(|l| l.seq).collect();
+    assert!(all.len() >= WRITERS * BATCHES, "every batch logged");
+    let seen_set: HashSet<i64> = seen.iter().copied().collect();
+    let skipped: Vec<i64> = all.iter().copied().filter(|q| !seen_set.contains(q)).collect();
+    assert!(skipped.is_empty(), "a reader tailing by seq skipped {} entries (e.g. {:?})", skipped.len(), &skipped[..skipped.len().min(5)]);
+    assert_eq!(seen.len(), all.len(), "and saw none twice");
+}
+
+// ---- raw sensor events (docs/sensor.md) ----
+
+fn sensor_event(key: &str, session: Option<&str>, eventid: &str) -> crate::NewSensorEvent {
+    crate::NewSensorEvent {
+        key: key.into(),
+        sensor: "pot1".into(),
+        kind: "cowrie".into(),
+        session: session.map(str::to_owned),
+        eventid: Some(eventid.into()),
+        closes_session: eventid == "cowrie.session.closed",
+        event: format!(r#"{{"eventid":"{eventid}","key":"{key}"}}"#),
+    }
+}
+
+pub async fn sensor_events_store_each_key_once(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let a = feed(s, "alice", "pots", Visibility::Private).await;
+    let b = feed(s, "alice", "other", Visibility::Private).await;
+    let now = t("2026-01-01T00:00:00Z");
+    let batch = vec![
+        sensor_event("k1", Some("s1"), "cowrie.session.connect"),
+        sensor_event("k2", Some("s1"), "cowrie.login.failed"),
+        sensor_event("k1", Some("s1"), "cowrie.session.connect"),
+    ];
+    let out = s.append_sensor_events(a.id, alice.id, now, batch).await.unwrap();
+    assert_eq!(out.iter().map(|o| o.duplicate).collect::<Vec<_>>(), [false, false, true], "a repeat in one batch");
+    assert_eq!(out[2].seq, out[0].seq, "a duplicate names the first copy");
+    assert!(out[1].seq > out[0].seq, "seq follows the request order");
+
+    // Sent again (a retried batch): nothing new. The same key in another feed is another event.
+    let again = vec![sensor_event("k2", Some("s1"), "cowrie.login.failed"), sensor_event("k3", None, "cowrie.log.stats")];
+    let out = s.append_sensor_events(a.id, alice.id, now, again.clone()).await.unwrap();
+    assert_eq!(out.iter().map(|o| o.duplicate).collect::<Vec<_>>(), [true, false]);
+    let out = s.append_sensor_events(b.id, alice.id, now, again).await.unwrap();
+    assert!(out.iter().all(|o| !o.duplicate), "keys are per feed");
+
+    let counts = s.sensor_event_counts(a.id).await.unwrap();
+    assert_eq!(counts, crate::SensorEventCounts { events: 3, pending: 2, sensors: 1 }, "an event without a session is not pending");
+    let stored = s.sensor_events_after(a.id, 0, 100).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["k1", "k2", "k3"]);
+    assert_eq!(stored[1].event, r#"{"eventid":"cowrie.login.failed","key":"k2"}"#, "the event is kept as sent");
+    assert_eq!(stored[1].session.as_deref(), Some("s1"));
+    assert_eq!(stored[1].reporter_id, alice.id);
+    assert_eq!(stored[1].received_at, now);
+    assert!(!stored[0].done && stored[2].done);
+    assert_eq!(s.sensor_events_after(a.id, stored[0].seq, 1).await.unwrap()[0].key, "k2", "after and limit");
+
+    assert!(matches!(s.append_sensor_events(9999, alice.id, now, vec![sensor_event("x", None, "e")]).await, Err(StoreError::NotFound(_))));
+    let long = sensor_event(&"k".repeat(crate::events::MAX_EVENT_KEY + 1), None, "e");
+    assert!(matches!(s.append_sensor_events(a.id, alice.id, now, vec![long]).await, Err(StoreError::Invalid(_))));
+    assert_eq!(s.sensor_event_counts(a.id).await.unwrap().events, 3, "nothing refused was stored");
+}
+
+pub async fn sensor_sessions_are_ready_when_closed_or_idle(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let a = feed(s, "alice", "pots", Visibility::Private).await;
+    let at = t("2026-01-01T00:00:00Z");
+    let batch = vec![
+        sensor_event("a1", Some("closed"), "cowrie.session.connect"),
+        sensor_event("b1", Some("open"), "cowrie.session.connect"),
+        sensor_event("a2", Some("closed"), "cowrie.session.closed"),
+    ];
+    s.append_sensor_events(a.id, alice.id, at, batch).await.unwrap();
+
+    // Before the idle timeout only the closed session is ready; after it, both.
+    let ready = s.ready_sensor_sessions(at - Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    let closed = ready[0].clone();
+    assert_eq!((closed.session.as_str(), closed.closed, closed.sensor.as_str(), closed.kind.as_str()), ("closed", true, "pot1", "cowrie"));
+    assert_eq!(closed.reporter_id, alice.id);
+    let ready = s.ready_sensor_sessions(at + Duration::seconds(1), 10).await.unwrap();
+    assert_eq!(ready.iter().map(|p| p.session.as_str()).collect::<Vec<_>>(), ["closed", "open"], "oldest first");
+    assert_eq!(s.ready_sensor_sessions(at + Duration::seconds(1), 1).await.unwrap().len(), 1, "limit");
+
+    let events = s.sensor_session_events(a.id, "pot1", "cowrie", "closed", 100).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+    assert_eq!(closed.last_seq, events[1].seq);
+
+    // An event arriving after the session was read stays pending when it is finished.
+    s.append_sensor_events(a.id, alice.id, at, vec![sensor_event("a3", Some("closed"), "cowrie.log.closed")]).await.unwrap();
+    s.finish_sensor_sessions(&[closed]).await.unwrap();
+    assert_eq!(s.sensor_event_counts(a.id).await.unwrap().pending, 2, "b1 and the late a3");
+    let ready = s.ready_sensor_sessions(at - Duration::minutes(5), 10).await.unwrap();
+    assert!(ready.is_empty(), "the late event does not close the session again: {ready:?}");
+    let ready = s.ready_sensor_sessions(at + Duration::seconds(1), 10).await.unwrap();
+    let late = ready.iter().find(|p| p.session == "closed").expect("the late event makes its session ready when idle");
+    assert!(!late.closed);
+    let all = s.sensor_session_events(a.id, "pot1", "cowrie", "closed", 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| (e.key.as_str(), e.done)).collect::<Vec<_>>(), [("a1", true), ("a2", true), ("a3", false)]);
+
+    s.finish_sensor_sessions(&ready).await.unwrap();
+    s.finish_sensor_sessions(&ready).await.unwrap(); // again: no change
+    assert_eq!(s.sensor_event_counts(a.id).await.unwrap().pending, 0);
+    assert!(s.ready_sensor_sessions(at + Duration::days(1), 10).await.unwrap().is_empty());
 }

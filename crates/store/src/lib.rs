@@ -8,14 +8,20 @@
 //! [`conformance`] holds the behaviour every implementation must show.
 
 pub mod conformance;
+pub mod events;
 pub mod hpfeeds;
+pub mod lease;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
 pub mod stream;
+pub mod trust;
 
+pub use events::{NewSensorEvent, PendingSession, SensorEventCounts, SensorEventOutcome, StoredSensorEvent};
 pub use hpfeeds::{HpfeedsIdent, NewHpfeedsIdent};
+pub use lease::{Lease, LeaseOptions, LeasedJob};
 pub use model::*;
+pub use trust::{Feedback, FeedbackKind, IndicatorScore, NewFeedback, Source, SourceUpdate, TrustSighting};
 pub use stream::{LoggedSighting, NewWebhook, Webhook, WebhookProgress, WebhookState};
 
 use async_trait::async_trait;
@@ -132,6 +138,53 @@ pub trait Store: Send + Sync + 'static {
         Err(hpfeeds_unsupported())
     }
 
+    // ---- raw sensor events and the sessionizer's queue (docs/sensor.md) ----
+    /// Store events shipped into feed `feed_id` by `reporter_id`, durably, in one batch; an
+    /// event whose key the feed already holds is skipped (reported as duplicate).
+    async fn append_sensor_events(
+        &self,
+        feed_id: i64,
+        reporter_id: i64,
+        received_at: Timestamp,
+        batch: Vec<NewSensorEvent>,
+    ) -> Result<Vec<SensorEventOutcome>> {
+        let _ = (feed_id, reporter_id, received_at, batch);
+        Err(sensor_events_unsupported())
+    }
+    /// Sessions with pending events that are closed, or whose newest pending event arrived
+    /// before `idle_before`; oldest first, at most `limit`.
+    async fn ready_sensor_sessions(&self, idle_before: Timestamp, limit: usize) -> Result<Vec<PendingSession>> {
+        let _ = (idle_before, limit);
+        Err(sensor_events_unsupported())
+    }
+    /// Every stored event of one session (done or pending), in seq order, at most `limit`.
+    async fn sensor_session_events(
+        &self,
+        feed_id: i64,
+        sensor: &str,
+        kind: &str,
+        session: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredSensorEvent>> {
+        let _ = (feed_id, sensor, kind, session, limit);
+        Err(sensor_events_unsupported())
+    }
+    /// Mark each session's events up to its `last_seq` done (after its sightings committed).
+    async fn finish_sensor_sessions(&self, sessions: &[PendingSession]) -> Result<()> {
+        let _ = sessions;
+        Err(sensor_events_unsupported())
+    }
+    /// Counts of a feed's stored events.
+    async fn sensor_event_counts(&self, feed_id: i64) -> Result<SensorEventCounts> {
+        let _ = feed_id;
+        Err(sensor_events_unsupported())
+    }
+    /// A feed's stored events with `seq > after`, in seq order, at most `limit`.
+    async fn sensor_events_after(&self, feed_id: i64, after: i64, limit: usize) -> Result<Vec<StoredSensorEvent>> {
+        let _ = (feed_id, after, limit);
+        Err(sensor_events_unsupported())
+    }
+
     // ---- the sightings log, subscriptions, webhooks (the streams: docs/firehose.md) ----
     /// Log entries with `seq > after`, in seq order, at most `limit` (capped by the store),
     /// optionally only of `feed_ids` (the feeds the reader may read).
@@ -186,6 +239,90 @@ pub trait Store: Send + Sync + 'static {
         Err(streams_unsupported())
     }
 
+    // ---- trust: sources, indicator scores, feedback (TRUST.md, docs/trust.md) ----
+    /// Every feed as a source (defaults for feeds no job or admin has touched), by feed name.
+    async fn list_sources(&self) -> Result<Vec<trust::Source>> {
+        Err(trust_unsupported())
+    }
+    /// An admin sets a feed's tier. `seed`, `established` and `quarantined` are pinned (the
+    /// reliability job leaves them); `probation` unpins: the feed earns its tier again.
+    async fn set_source_tier(&self, owner: &str, name: &str, tier: apiary_core::trust::Tier) -> Result<trust::Source> {
+        let _ = (owner, name, tier);
+        Err(trust_unsupported())
+    }
+    /// Declare the network (ASN) of a feed's sensors: sources on one ASN share a group.
+    async fn set_source_asn(&self, owner: &str, name: &str, asn: Option<i64>) -> Result<trust::Source> {
+        let _ = (owner, name, asn);
+        Err(trust_unsupported())
+    }
+    /// The reliability job's results; a pinned source keeps its tier. Unknown feeds are skipped.
+    async fn update_sources(&self, updates: Vec<trust::SourceUpdate>) -> Result<()> {
+        let _ = updates;
+        Err(trust_unsupported())
+    }
+    /// Store (replace) indicator scores, in one batch.
+    async fn put_scores(&self, scores: Vec<trust::IndicatorScore>) -> Result<()> {
+        let _ = scores;
+        Err(trust_unsupported())
+    }
+    /// The stored score of a value (normalised), if the job has scored it.
+    async fn get_score(&self, value: &str) -> Result<Option<trust::IndicatorScore>> {
+        let _ = value;
+        Err(trust_unsupported())
+    }
+    /// (value, confidence, tier) of those `values` that have a score (no explanations).
+    async fn score_tiers(&self, values: &[String]) -> Result<Vec<(String, u8, apiary_core::trust::score::ScoreTier)>> {
+        let _ = values;
+        Err(trust_unsupported())
+    }
+    /// Record a false-positive report or a retraction.
+    async fn add_feedback(&self, new: trust::NewFeedback) -> Result<trust::Feedback> {
+        let _ = new;
+        Err(trust_unsupported())
+    }
+    /// Feedback with `id > after`, in id order, at most `limit`.
+    async fn feedback_after(&self, after: i64, limit: usize) -> Result<Vec<trust::Feedback>> {
+        let _ = (after, limit);
+        Err(trust_unsupported())
+    }
+    /// Feedback on one value, oldest first.
+    async fn feedback_of(&self, value: &str) -> Result<Vec<trust::Feedback>> {
+        let _ = value;
+        Err(trust_unsupported())
+    }
+    /// Retracted (feed id, value) pairs, of `feed_ids` or of every feed.
+    async fn retractions(&self, feed_ids: Option<&[i64]>) -> Result<Vec<(i64, String)>> {
+        let _ = feed_ids;
+        Err(trust_unsupported())
+    }
+    /// The sightings log as the scoring job reads it (`seq > after`, seq order, at most `limit`).
+    async fn trust_sightings_after(&self, after: i64, limit: usize) -> Result<Vec<trust::TrustSighting>> {
+        Ok(self.sightings_after(after, None, limit).await?.into_iter().map(trust::TrustSighting::from).collect())
+    }
+
+    // ---- job leases (background jobs run on one node at a time: see [`lease`]) ----
+    /// Take lease `name` for `holder` for `ttl` if it is free, expired or already `holder`'s
+    /// (then it is renewed). `None`: another holder has it.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<Lease>> {
+        let _ = (name, holder, ttl);
+        Err(leases_unsupported())
+    }
+    /// Extend `holder`'s lease by `ttl` from now; false if `holder` no longer has it.
+    async fn renew_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool> {
+        let _ = (name, holder, ttl);
+        Err(leases_unsupported())
+    }
+    /// Give the lease up (no change if `holder` does not have it).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let _ = (name, holder);
+        Err(leases_unsupported())
+    }
+    /// The lease as stored (expired or not), if it was ever taken and not released.
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>> {
+        let _ = name;
+        Err(leases_unsupported())
+    }
+
     // ---- operations ----
     async fn stats(&self) -> Result<Stats>;
     /// A consistent online copy of the store into `dest` (a file path for SQLite).
@@ -195,6 +332,21 @@ pub trait Store: Send + Sync + 'static {
 /// What a store without the streams' methods answers (the trait's default methods).
 fn streams_unsupported() -> StoreError {
     StoreError::Internal("this store does not keep the sightings log's readers, subscriptions or webhooks".into())
+}
+
+/// What a store without sensor events answers (the trait's default methods).
+fn sensor_events_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep sensor events".into())
+}
+
+/// What a store without the trust tables answers (the trait's default methods).
+fn trust_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep trust sources, scores or feedback".into())
+}
+
+/// What a store without job leases answers (the trait's default methods).
+fn leases_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep job leases".into())
 }
 
 /// What a store without hpfeeds idents answers (the trait's default methods).

@@ -17,8 +17,11 @@
 
 mod accounts;
 mod append;
+mod events;
+mod lease;
 mod read;
 mod stream;
+mod trust;
 
 use crate::model::*;
 use crate::{HpfeedsIdent, LoggedSighting, NewHpfeedsIdent, NewWebhook, Result, Store, StoreError, Webhook, WebhookProgress};
@@ -31,7 +34,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 /// The schema versions, in order; `schema_version` holds the numbers applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0003_sensor_events.sql"),
+    include_str!("../../migrations/postgres/0004_trust.sql"),
+    include_str!("../../migrations/postgres/0006_leases.sql"),
+];
 
 /// Key of the advisory lock held while migrating (any constant both nodes agree on).
 const MIGRATION_LOCK: i64 = 0x0061_7069_6172_7901;
@@ -345,6 +353,43 @@ impl Store for PostgresStore {
         self.hpfeeds_delete(ident).await
     }
 
+    async fn append_sensor_events(
+        &self,
+        feed_id: i64,
+        reporter_id: i64,
+        received_at: Timestamp,
+        batch: Vec<crate::NewSensorEvent>,
+    ) -> Result<Vec<crate::SensorEventOutcome>> {
+        self.events_append(feed_id, reporter_id, received_at, batch).await
+    }
+
+    async fn ready_sensor_sessions(&self, idle_before: Timestamp, limit: usize) -> Result<Vec<crate::PendingSession>> {
+        self.events_ready(idle_before, limit).await
+    }
+
+    async fn sensor_session_events(
+        &self,
+        feed_id: i64,
+        sensor: &str,
+        kind: &str,
+        session: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredSensorEvent>> {
+        self.events_of_session(feed_id, sensor, kind, session, limit).await
+    }
+
+    async fn finish_sensor_sessions(&self, sessions: &[crate::PendingSession]) -> Result<()> {
+        self.events_finish(sessions).await
+    }
+
+    async fn sensor_event_counts(&self, feed_id: i64) -> Result<crate::SensorEventCounts> {
+        self.events_counts(feed_id).await
+    }
+
+    async fn sensor_events_after(&self, feed_id: i64, after: i64, limit: usize) -> Result<Vec<crate::StoredSensorEvent>> {
+        self.events_after(feed_id, after, limit).await
+    }
+
     async fn sightings_after(&self, after: i64, feed_ids: Option<&[i64]>, limit: usize) -> Result<Vec<LoggedSighting>> {
         self.log_after(after, feed_ids, limit).await
     }
@@ -387,6 +432,70 @@ impl Store for PostgresStore {
 
     async fn resume_webhook(&self, id: i64) -> Result<Webhook> {
         self.webhook_resume(id).await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<crate::Lease>> {
+        self.lease_acquire(name, holder, ttl).await
+    }
+
+    async fn renew_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool> {
+        self.lease_renew(name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        self.lease_release(name, holder).await
+    }
+
+    async fn get_lease(&self, name: &str) -> Result<Option<crate::Lease>> {
+        self.lease_get(name).await
+    }
+
+    async fn list_sources(&self) -> Result<Vec<crate::Source>> {
+        self.trust_list_sources().await
+    }
+
+    async fn set_source_tier(&self, owner: &str, name: &str, tier: apiary_core::trust::Tier) -> Result<crate::Source> {
+        self.trust_set_tier(owner, name, tier).await
+    }
+
+    async fn set_source_asn(&self, owner: &str, name: &str, asn: Option<i64>) -> Result<crate::Source> {
+        self.trust_set_asn(owner, name, asn).await
+    }
+
+    async fn update_sources(&self, updates: Vec<crate::SourceUpdate>) -> Result<()> {
+        self.trust_update_sources(updates).await
+    }
+
+    async fn put_scores(&self, scores: Vec<crate::IndicatorScore>) -> Result<()> {
+        self.trust_put_scores(scores).await
+    }
+
+    async fn get_score(&self, value: &str) -> Result<Option<crate::IndicatorScore>> {
+        self.trust_get_score(value).await
+    }
+
+    async fn score_tiers(&self, values: &[String]) -> Result<Vec<(String, u8, apiary_core::trust::score::ScoreTier)>> {
+        self.trust_score_tiers(values).await
+    }
+
+    async fn add_feedback(&self, new: crate::NewFeedback) -> Result<crate::Feedback> {
+        self.trust_add_feedback(new).await
+    }
+
+    async fn feedback_after(&self, after: i64, limit: usize) -> Result<Vec<crate::Feedback>> {
+        self.trust_feedback_after(after, limit).await
+    }
+
+    async fn feedback_of(&self, value: &str) -> Result<Vec<crate::Feedback>> {
+        self.trust_feedback_of(value).await
+    }
+
+    async fn retractions(&self, feed_ids: Option<&[i64]>) -> Result<Vec<(i64, String)>> {
+        self.trust_retractions(feed_ids).await
+    }
+
+    async fn trust_sightings_after(&self, after: i64, limit: usize) -> Result<Vec<crate::TrustSighting>> {
+        self.trust_log_after(after, limit).await
     }
 
     async fn stats(&self) -> Result<Stats> {
