@@ -8,8 +8,10 @@
 //! - [`score`]: the indicator score (log-odds), its tier and its [`score::Explanation`].
 //! - [`groups`]: independence groups (same owner, same network, copy and collusion clusters).
 //! - [`reliability`]: the online Beta reliability of a source and the tier rules.
+//! - [`compare`]: the feed comparison (volume, overlap, latency, marginal lift per feed).
 //! - [`sim`]: the simulated Internet with adversaries that proves the above, and the baselines.
 
+pub mod compare;
 pub mod groups;
 pub mod reliability;
 pub mod score;
