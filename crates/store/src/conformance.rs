@@ -50,10 +50,16 @@ macro_rules! conformance_tests {
             sightings_log_reads_after_a_seq_in_order,
             feed_subscriptions_are_per_user,
             webhooks_keep_their_cursor_and_state,
+            trust_sources_default_and_keep_pinned_tiers,
+            trust_scores_are_replaced_and_read_back,
+            trust_feedback_and_retractions_are_kept,
+            trust_log_read_matches_the_sightings_log,
             sensor_events_store_each_key_once,
             sensor_sessions_are_ready_when_closed_or_idle,
             leases_are_exclusive_expire_and_release,
             log_readers_never_skip_a_concurrent_commit,
+            feed_presence_pages_values_with_their_feeds,
+            feed_comparison_is_replaced_and_read_back,
         );
     };
     (@each $fresh:path, $ready:path; $($name:ident),* $(,)?) => {
@@ -1135,4 +1141,166 @@ pub async fn sensor_sessions_are_ready_when_closed_or_idle(s: &dyn Store) {
     s.finish_sensor_sessions(&ready).await.unwrap(); // again: no change
     assert_eq!(s.sensor_event_counts(a.id).await.unwrap().pending, 0);
     assert!(s.ready_sensor_sessions(at + Duration::days(1), 10).await.unwrap().is_empty());
+}
+
+// ------------------------------------------------------------------ trust (migration sqlite 0008 / pg 0004)
+
+pub async fn trust_sources_default_and_keep_pinned_tiers(s: &dyn Store) {
+    use apiary_core::trust::Tier;
+    s.create_user("root", true).await.unwrap();
+    user(s, "bob").await;
+    let own = feed(s, "root", "honeypots", Visibility::Public).await;
+    let b = feed(s, "bob", "list", Visibility::Private).await;
+    let list = s.list_sources().await.unwrap();
+    assert_eq!(list.iter().map(|x| (x.feed.as_str(), x.tier, x.pinned)).collect::<Vec<_>>(),
+        vec![("bob/list", Tier::Probation, false), ("root/honeypots", Tier::Seed, false)], "defaults: admin feeds seed, others probation");
+    let bob = &list[0];
+    assert_eq!((bob.feed_id, bob.alpha, bob.beta, bob.leads, bob.group_id), (b.id, 1.0, 9.0, 0, None), "the prior Beta(1, 9)");
+
+    // The job's update moves an unpinned source; an admin's tier is pinned against it.
+    let up = |id: i64, tier: Tier| crate::SourceUpdate { feed_id: id, tier, alpha: 12.0, beta: 9.5, leads: 11, penalties: 1, last_penalty: Some(t("2026-01-02T00:00:00Z")), group_id: Some(3) };
+    s.update_sources(vec![up(b.id, Tier::Established), up(own.id, Tier::Seed), up(999_999, Tier::Established)]).await.unwrap();
+    let bob = s.list_sources().await.unwrap().into_iter().find(|x| x.feed_id == b.id).unwrap();
+    assert_eq!((bob.tier, bob.alpha, bob.beta, bob.leads, bob.penalties, bob.group_id), (Tier::Established, 12.0, 9.5, 11, 1, Some(3)));
+    assert_eq!(bob.last_penalty, Some(t("2026-01-02T00:00:00Z")));
+    let q = s.set_source_tier("bob", "list", Tier::Quarantined).await.unwrap();
+    assert_eq!((q.tier, q.pinned, q.leads), (Tier::Quarantined, true, 11), "setting a tier keeps the history");
+    s.update_sources(vec![up(b.id, Tier::Established)]).await.unwrap();
+    let bob = s.list_sources().await.unwrap().into_iter().find(|x| x.feed_id == b.id).unwrap();
+    assert_eq!((bob.tier, bob.pinned, bob.alpha), (Tier::Quarantined, true, 12.0), "pinned: reliability moves, the tier does not");
+    let p = s.set_source_tier("bob", "list", Tier::Probation).await.unwrap();
+    assert_eq!((p.tier, p.pinned), (Tier::Probation, false), "probation unpins");
+    let a = s.set_source_asn("bob", "list", Some(64_500)).await.unwrap();
+    assert_eq!((a.asn, a.tier), (Some(64_500), Tier::Probation));
+    assert!(matches!(s.set_source_tier("bob", "nope", Tier::Seed).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn trust_scores_are_replaced_and_read_back(s: &dyn Store) {
+    use apiary_core::trust::score::ScoreTier;
+    let score = |v: &str, c: u8, tier: ScoreTier, lo: Option<f64>| crate::IndicatorScore {
+        indicator: v.into(),
+        itype: IType::Ipv4,
+        confidence: c,
+        tier,
+        log_odds: lo,
+        explanation: serde_json::json!({"confidence": c, "terms": [{"term": "prior", "value": -3.0}]}),
+        scored_at: t("2026-01-01T00:00:00Z"),
+    };
+    assert!(s.get_score("192.0.2.1").await.unwrap().is_none());
+    s.put_scores(vec![score("192.0.2.1", 40, ScoreTier::Observe, Some(-0.4)), score("192.0.2.2", 0, ScoreTier::Observe, None)]).await.unwrap();
+    s.put_scores(vec![score("192.0.2.1", 97, ScoreTier::Block, Some(3.6))]).await.unwrap();
+    let got = s.get_score("192.0.2.1").await.unwrap().unwrap();
+    assert_eq!((got.confidence, got.tier, got.log_odds), (97, ScoreTier::Block, Some(3.6)), "replaced");
+    assert_eq!(got.explanation["terms"][0]["term"], "prior");
+    assert_eq!(s.get_score("192.0.2.2").await.unwrap().unwrap().log_odds, None, "excluded: no log-odds");
+    let mut tiers = s.score_tiers(&["192.0.2.1".into(), "192.0.2.2".into(), "192.0.2.3".into()]).await.unwrap();
+    tiers.sort();
+    assert_eq!(tiers, vec![("192.0.2.1".to_string(), 97, ScoreTier::Block), ("192.0.2.2".to_string(), 0, ScoreTier::Observe)]);
+}
+
+pub async fn trust_feedback_and_retractions_are_kept(s: &dyn Store) {
+    use crate::{FeedbackKind, NewFeedback};
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let b = feed(s, "alice", "b", Visibility::Public).await;
+    let fb = |kind, v: &str, feed_id, user_id, reason: &str| NewFeedback { kind, indicator: v.into(), itype: IType::Ipv4, feed_id, user_id, reason: reason.into() };
+    let fp = s.add_feedback(fb(FeedbackKind::FalsePositive, "192.0.2.1", None, bob.id, "our mail server")).await.unwrap();
+    assert_eq!((fp.kind, fp.user.as_str(), fp.feed.as_deref(), fp.reason.as_str()), (FeedbackKind::FalsePositive, "bob", None, "our mail server"));
+    let r = s.add_feedback(fb(FeedbackKind::Retraction, "192.0.2.1", Some(a.id), alice.id, "my own scanner")).await.unwrap();
+    assert_eq!((r.feed.as_deref(), r.feed_id), (Some("alice/a"), Some(a.id)));
+    s.add_feedback(fb(FeedbackKind::Retraction, "192.0.2.9", Some(b.id), alice.id, "typo")).await.unwrap();
+    assert!(matches!(s.add_feedback(fb(FeedbackKind::Retraction, "192.0.2.1", None, alice.id, "x")).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.add_feedback(fb(FeedbackKind::FalsePositive, "192.0.2.1", None, bob.id, "  ")).await, Err(StoreError::Invalid(_))), "a reason is required");
+    assert!(matches!(s.add_feedback(fb(FeedbackKind::Retraction, "192.0.2.1", Some(999_999), alice.id, "x")).await, Err(StoreError::NotFound(_))));
+
+    let all = s.feedback_after(0, 100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(s.feedback_after(all[0].id, 1).await.unwrap()[0].id, all[1].id, "after an id, in id order");
+    assert_eq!(s.feedback_of("192.0.2.1").await.unwrap().len(), 2);
+    let mut every = s.retractions(None).await.unwrap();
+    every.sort();
+    assert_eq!(every, vec![(a.id, "192.0.2.1".to_string()), (b.id, "192.0.2.9".to_string())]);
+    assert_eq!(s.retractions(Some(&[a.id])).await.unwrap(), vec![(a.id, "192.0.2.1".to_string())]);
+    assert!(s.retractions(Some(&[])).await.unwrap().is_empty());
+}
+
+pub async fn trust_log_read_matches_the_sightings_log(s: &dyn Store) {
+    let alice = user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let mut batch = Vec::new();
+    for i in 0..5 {
+        let mut new = sighting(&a, &alice, IType::Ipv4, &format!("192.0.2.{i}"), "2026-01-01T00:00:00Z");
+        new.tags = if i % 2 == 0 { vec!["login".into(), "scanner".into()] } else { Vec::new() };
+        new.sensor = Some("pot-1".into());
+        batch.push(new);
+    }
+    s.append_sightings(batch).await.unwrap();
+    let full = s.sightings_after(0, None, 100).await.unwrap();
+    let lean = s.trust_sightings_after(0, 100).await.unwrap();
+    let from_full: Vec<crate::TrustSighting> = full.into_iter().map(crate::TrustSighting::from).collect();
+    assert_eq!(lean, from_full);
+    assert_eq!(s.trust_sightings_after(lean[2].seq, 2).await.unwrap(), lean[3..5].to_vec());
+}
+
+pub async fn feed_presence_pages_values_with_their_feeds(s: &dyn Store) {
+    let u = user(s, "cmp").await;
+    let a = feed(s, "cmp", "a", Visibility::Public).await;
+    let b = feed(s, "cmp", "b", Visibility::Private).await;
+    let mut batch = vec![
+        sighting(&a, &u, IType::Ipv4, "198.51.100.1", "2024-01-01T00:00:00Z"),
+        sighting(&a, &u, IType::Ipv4, "198.51.100.1", "2024-01-03T00:00:00Z"),
+        sighting(&b, &u, IType::Ipv4, "198.51.100.1", "2024-01-02T00:00:00Z"),
+        sighting(&b, &u, IType::Fqdn, "evil.example", "2024-01-05T00:00:00Z"),
+        sighting(&a, &u, IType::Ipv4, "10.0.0.1", "2024-01-04T00:00:00Z"),
+    ];
+    batch[4].reserved = Some("private".into());
+    s.append_sightings(batch).await.expect("append");
+    assert!(s.feed_presence_after(0, 100).await.expect("empty page past the end")
+        .iter().all(|v| !v.feeds.is_empty()));
+    // Page by one value at a time: every value once, in id order, with all its feeds.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.feed_presence_after(after, 1).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert_eq!(page.len(), 1, "a page of one value holds one value, whatever its feeds");
+        assert!(page[0].indicator_id > after, "ids increase");
+        after = page[0].indicator_id;
+        seen.extend(page);
+    }
+    let by_value = |v: &str| seen.iter().find(|x| x.value == v).unwrap_or_else(|| panic!("{v} read"));
+    assert_eq!(seen.len(), 3);
+    let ip = by_value("198.51.100.1");
+    assert_eq!(ip.itype, IType::Ipv4);
+    assert_eq!(ip.feeds.iter().map(|p| p.feed_id).collect::<Vec<_>>(), {
+        let mut ids = vec![a.id, b.id];
+        ids.sort();
+        ids
+    });
+    let in_a = ip.feeds.iter().find(|p| p.feed_id == a.id).expect("a lists it");
+    assert_eq!((in_a.firsttime, in_a.lasttime), (t("2024-01-01T00:00:00Z"), t("2024-01-03T00:00:00Z")));
+    assert_eq!(by_value("evil.example").feeds.len(), 1);
+    assert_eq!(by_value("10.0.0.1").reserved.as_deref(), Some("private"));
+    // One page with everything gives the same.
+    let all = s.feed_presence_after(0, 1000).await.expect("one page");
+    assert_eq!(all, seen);
+}
+
+pub async fn feed_comparison_is_replaced_and_read_back(s: &dyn Store) {
+    use apiary_core::trust::compare::{compare, FeedInfo};
+    use apiary_core::trust::groups::Groups;
+    use apiary_core::trust::score::{ScoreParams, Scorer};
+    assert_eq!(s.get_feed_comparison().await.expect("read before any run"), None);
+    let scorer = Scorer::new(ScoreParams::default(), &[], &Groups::singletons(0));
+    let feeds = vec![FeedInfo { id: 7, name: "a/b".into(), trusted: true, network: 0 }];
+    let mut first = compare(&feeds, &[], &scorer, 1_700_000_000);
+    first.trusted_by = "test".into();
+    s.put_feed_comparison(&first).await.expect("put");
+    assert_eq!(s.get_feed_comparison().await.expect("get"), Some(first.clone()));
+    let second = compare(&[], &[], &scorer, 1_700_000_600);
+    s.put_feed_comparison(&second).await.expect("replace");
+    assert_eq!(s.get_feed_comparison().await.expect("get"), Some(second));
 }

@@ -7,6 +7,7 @@
 //! process crashes (and, with `sqlite::Durability::Full`, not on a power loss either).
 //! [`conformance`] holds the behaviour every implementation must show.
 
+pub mod compare;
 pub mod conformance;
 pub mod events;
 pub mod hpfeeds;
@@ -17,6 +18,7 @@ pub mod sqlite;
 pub mod stream;
 pub mod trust;
 
+pub use compare::{FeedPresence, ValuePresence};
 pub use events::{NewSensorEvent, PendingSession, SensorEventCounts, SensorEventOutcome, StoredSensorEvent};
 pub use hpfeeds::{HpfeedsIdent, NewHpfeedsIdent};
 pub use lease::{Lease, LeaseOptions, LeasedJob};
@@ -300,6 +302,23 @@ pub trait Store: Send + Sync + 'static {
         Ok(self.sightings_after(after, None, limit).await?.into_iter().map(trust::TrustSighting::from).collect())
     }
 
+    // ---- the feed comparison (docs/compare.md) ----
+    /// Values with a store id `> after`, in id order, at most `limit` (capped by the store), each
+    /// with every feed that lists it: what the comparison job reads, page by page.
+    async fn feed_presence_after(&self, after: i64, limit: usize) -> Result<Vec<ValuePresence>> {
+        let _ = (after, limit);
+        Err(compare_unsupported())
+    }
+    /// Store the comparison job's result, replacing the previous one.
+    async fn put_feed_comparison(&self, comparison: &compare::Comparison) -> Result<()> {
+        let _ = comparison;
+        Err(compare_unsupported())
+    }
+    /// The latest stored comparison (None before the job's first run).
+    async fn get_feed_comparison(&self) -> Result<Option<compare::Comparison>> {
+        Err(compare_unsupported())
+    }
+
     // ---- job leases (background jobs run on one node at a time: see [`lease`]) ----
     /// Take lease `name` for `holder` for `ttl` if it is free, expired or already `holder`'s
     /// (then it is renewed). `None`: another holder has it.
@@ -342,6 +361,11 @@ fn sensor_events_unsupported() -> StoreError {
 /// What a store without the trust tables answers (the trait's default methods).
 fn trust_unsupported() -> StoreError {
     StoreError::Internal("this store does not keep trust sources, scores or feedback".into())
+}
+
+/// What a store without the feed comparison answers (the trait's default methods).
+fn compare_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep the feed comparison".into())
 }
 
 /// What a store without job leases answers (the trait's default methods).

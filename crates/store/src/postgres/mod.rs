@@ -17,6 +17,7 @@
 
 mod accounts;
 mod append;
+mod compare;
 mod events;
 mod lease;
 mod read;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0003_sensor_events.sql"),
     include_str!("../../migrations/postgres/0004_trust.sql"),
+    include_str!("../../migrations/postgres/0005_feed_comparison.sql"),
     include_str!("../../migrations/postgres/0006_leases.sql"),
 ];
 
@@ -432,6 +434,18 @@ impl Store for PostgresStore {
 
     async fn resume_webhook(&self, id: i64) -> Result<Webhook> {
         self.webhook_resume(id).await
+    }
+
+    async fn feed_presence_after(&self, after: i64, limit: usize) -> Result<Vec<crate::ValuePresence>> {
+        self.compare_presence_after(after, limit).await
+    }
+
+    async fn put_feed_comparison(&self, comparison: &crate::compare::Comparison) -> Result<()> {
+        self.compare_put(comparison).await
+    }
+
+    async fn get_feed_comparison(&self) -> Result<Option<crate::compare::Comparison>> {
+        self.compare_get().await
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<crate::Lease>> {

@@ -22,6 +22,7 @@
 mod accounts;
 mod append;
 mod checkpoint;
+mod compare;
 mod events;
 mod hpfeeds;
 mod lease;
@@ -51,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_streams.sql"),
     include_str!("../../migrations/sqlite/0007_sensor_events.sql"),
     include_str!("../../migrations/sqlite/0008_trust.sql"),
+    include_str!("../../migrations/sqlite/0009_feed_comparison.sql"),
     include_str!("../../migrations/sqlite/0010_leases.sql"),
 ];
 
@@ -557,6 +559,18 @@ impl Store for SqliteStore {
 
     async fn resume_webhook(&self, id: i64) -> Result<crate::Webhook> {
         self.webhook_resume(id).await
+    }
+
+    async fn feed_presence_after(&self, after: i64, limit: usize) -> Result<Vec<crate::ValuePresence>> {
+        self.compare_presence_after(after, limit).await
+    }
+
+    async fn put_feed_comparison(&self, comparison: &crate::compare::Comparison) -> Result<()> {
+        self.compare_put(comparison).await
+    }
+
+    async fn get_feed_comparison(&self) -> Result<Option<crate::compare::Comparison>> {
+        self.compare_get().await
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<crate::Lease>> {
