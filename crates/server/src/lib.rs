@@ -21,9 +21,11 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod paths;
+pub mod sessionize;
 pub mod streams;
 pub mod taxii;
 pub mod views;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +68,8 @@ pub struct Config {
     pub hpfeeds: Option<hpfeeds::BrokerConfig>,
     /// The firehose, native stream and webhooks; see [`streams`].
     pub streams: streams::StreamOptions,
+    /// The sessionizer of shipped sensor events; see [`sessionize`].
+    pub sessionize: sessionize::Options,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -89,6 +93,7 @@ impl Default for Config {
             max_limit: 10_000,
             hpfeeds: None,
             streams: streams::StreamOptions::default(),
+            sessionize: sessionize::Options::default(),
         }
     }
 }
@@ -155,10 +160,16 @@ pub fn app(state: AppState) -> Router {
         .merge(guarded)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // `Content-Encoding: gzip` bodies are inflated as they are read, so the body limit
+        // counts inflated bytes (no zip bombs); other encodings are a 415.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true).deflate(false).br(false).zstd(false))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state.clone());
-    Router::new().merge(taxii::routes(state)).fallback_service(paths::collapse_slashes(routes))
+    Router::new()
+        .merge(taxii::routes(state.clone()))
+        .merge(web::routes(state))
+        .fallback_service(paths::collapse_slashes(routes))
 }
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -174,6 +185,7 @@ pub async fn serve(
     let tls = config.tls.clone();
     let streams = streams::Streams::in_process(store.clone(), config.streams.clone());
     let hpfeeds = hpfeeds::start(config.hpfeeds.as_ref(), store.clone(), ParseOptions::default(), streams.clone()).await?;
+    let sessionizer = sessionize::Sessionizer::start(store.clone(), ParseOptions::default(), config.sessionize.clone());
     let state = AppState::with_streams(config, store, streams.clone());
     streams.start(&state).await.map_err(|e| anyhow::anyhow!("cannot start the firehose: {e}"))?;
     // Open streams end at the signal, so that they do not hold up the graceful shutdown.
@@ -236,6 +248,7 @@ pub async fn serve(
     if let Some(broker) = hpfeeds {
         broker.shutdown().await;
     }
+    sessionizer.shutdown().await;
     streams.shutdown().await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The native API under `/api/v1/` (docs/native-api.md; machine-readable in `openapi.json`).
 //! One module per group of routes.
 
+pub mod events;
 pub mod feeds;
 pub mod health;
 pub mod indicators;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/feeds", get(feeds::list).post(feeds::create))
         .route("/api/v1/feeds/{owner}/{feed}", get(feeds::show).patch(feeds::update).delete(feeds::remove))
         .route("/api/v1/feeds/{owner}/{feed}/indicators", get(indicators::feed_records).post(publish::publish))
+        .route("/api/v1/feeds/{owner}/{feed}/events", get(events::list).post(events::ingest))
         .route("/api/v1/indicators", get(indicators::query))
         .route("/api/v1/indicators/{*value}", get(indicators::detail))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
