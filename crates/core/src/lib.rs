@@ -12,6 +12,7 @@ mod host;
 pub mod indicator;
 pub mod itype;
 pub mod normalise;
+pub mod sessions;
 pub mod special;
 pub mod time;
 pub mod trust;
