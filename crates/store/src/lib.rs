@@ -14,6 +14,7 @@ pub mod hpfeeds;
 pub mod lease;
 pub mod model;
 pub mod postgres;
+pub mod sessions;
 pub mod sqlite;
 pub mod stream;
 pub mod trust;
@@ -21,6 +22,7 @@ pub mod trust;
 pub use compare::{FeedPresence, ValuePresence};
 pub use events::{NewSensorEvent, PendingSession, SensorEventCounts, SensorEventOutcome, StoredSensorEvent};
 pub use hpfeeds::{HpfeedsIdent, NewHpfeedsIdent};
+pub use sessions::{NewSensor, NewSession, Sensor, SensorSeen, SessionQuery, SessionsOutcome, StoredSession};
 pub use lease::{Lease, LeaseOptions, LeasedJob};
 pub use model::*;
 pub use trust::{Feedback, FeedbackKind, IndicatorScore, NewFeedback, Source, SourceUpdate, TrustSighting};
@@ -342,6 +344,45 @@ pub trait Store: Send + Sync + 'static {
         Err(leases_unsupported())
     }
 
+    // ---- honeypot sessions and sensors (crate::sessions; docs/sessions.md) ----
+    /// Store sessions, once per (feed, sensor, session id); a more complete version (more
+    /// events) replaces the stored one, anything else is a duplicate.
+    async fn append_sessions(&self, batch: Vec<NewSession>) -> Result<SessionsOutcome> {
+        let _ = batch;
+        Err(sessions_unsupported())
+    }
+    /// Sessions matching `q`, by start time (sessions without one last).
+    async fn query_sessions(&self, q: &SessionQuery) -> Result<Vec<StoredSession>> {
+        let _ = q;
+        Err(sessions_unsupported())
+    }
+    /// The link keys of every session with an attacker (of `feed_ids`, or all), for campaigns;
+    /// at most [`sessions::MAX_LINK_SCAN`].
+    async fn session_links(&self, feed_ids: Option<&[i64]>) -> Result<Vec<apiary_core::sessions::SessionLinks>> {
+        let _ = feed_ids;
+        Err(sessions_unsupported())
+    }
+    /// Register a sensor in a feed, or change its declared network.
+    async fn upsert_sensor(&self, new: NewSensor) -> Result<Sensor> {
+        let _ = new;
+        Err(sessions_unsupported())
+    }
+    /// Registered sensors (of `feed_ids`, or all), by feed and name.
+    async fn list_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<Sensor>> {
+        let _ = feed_ids;
+        Err(sessions_unsupported())
+    }
+    /// Remove a registered sensor (`NotFound` if there is none); its sessions stay.
+    async fn delete_sensor(&self, feed_id: i64, name: &str) -> Result<()> {
+        let _ = (feed_id, name);
+        Err(sessions_unsupported())
+    }
+    /// Sensors named in the stored sessions (of `feed_ids`, or all), by feed and name.
+    async fn sensors_seen(&self, feed_ids: Option<&[i64]>) -> Result<Vec<SensorSeen>> {
+        let _ = feed_ids;
+        Err(sessions_unsupported())
+    }
+
     // ---- operations ----
     async fn stats(&self) -> Result<Stats>;
     /// A consistent online copy of the store into `dest` (a file path for SQLite).
@@ -371,6 +412,11 @@ fn compare_unsupported() -> StoreError {
 /// What a store without job leases answers (the trait's default methods).
 fn leases_unsupported() -> StoreError {
     StoreError::Internal("this store does not keep job leases".into())
+}
+
+/// What a store without sessions and sensors answers (the trait's default methods).
+fn sessions_unsupported() -> StoreError {
+    StoreError::Internal("this store does not keep honeypot sessions or sensors".into())
 }
 
 /// What a store without hpfeeds idents answers (the trait's default methods).

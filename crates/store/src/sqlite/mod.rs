@@ -28,6 +28,7 @@ mod hpfeeds;
 mod lease;
 pub(crate) mod keys;
 mod read;
+pub(crate) mod sessions;
 mod stream;
 mod trust;
 mod writer;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_hpfeeds_idents.sql"),
     include_str!("../../migrations/sqlite/0004_indicator_ids.sql"),
     include_str!("../../migrations/sqlite/0005_streams.sql"),
+    include_str!("../../migrations/sqlite/0006_sessions.sql"),
     include_str!("../../migrations/sqlite/0007_sensor_events.sql"),
     include_str!("../../migrations/sqlite/0008_trust.sql"),
     include_str!("../../migrations/sqlite/0009_feed_comparison.sql"),
@@ -635,6 +637,34 @@ impl Store for SqliteStore {
 
     async fn trust_sightings_after(&self, after: i64, limit: usize) -> Result<Vec<crate::TrustSighting>> {
         self.trust_log_after(after, limit).await
+    }
+
+    async fn append_sessions(&self, batch: Vec<crate::NewSession>) -> Result<crate::SessionsOutcome> {
+        self.sessions_append(batch).await
+    }
+
+    async fn query_sessions(&self, q: &crate::SessionQuery) -> Result<Vec<crate::StoredSession>> {
+        self.sessions_query(q).await
+    }
+
+    async fn session_links(&self, feed_ids: Option<&[i64]>) -> Result<Vec<apiary_core::sessions::SessionLinks>> {
+        self.sessions_links(feed_ids).await
+    }
+
+    async fn upsert_sensor(&self, new: crate::NewSensor) -> Result<crate::Sensor> {
+        self.sensor_upsert(new).await
+    }
+
+    async fn list_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<crate::Sensor>> {
+        self.sensor_list(feed_ids).await
+    }
+
+    async fn delete_sensor(&self, feed_id: i64, name: &str) -> Result<()> {
+        self.sensor_delete(feed_id, name).await
+    }
+
+    async fn sensors_seen(&self, feed_ids: Option<&[i64]>) -> Result<Vec<crate::SensorSeen>> {
+        self.sensor_seen(feed_ids).await
     }
 
     async fn stats(&self) -> Result<Stats> {
