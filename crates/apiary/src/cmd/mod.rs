@@ -7,6 +7,7 @@ pub mod hpfeeds;
 pub mod import;
 pub mod import_feed;
 pub mod parse;
+pub mod sensor;
 pub mod serve;
 pub mod simulate;
 pub mod stream;
@@ -52,6 +53,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Manage the hpfeeds broker's idents (admin, works on the data directory).
     Hpfeeds(hpfeeds::HpfeedsArgs),
+    /// Ship a honeypot's log to a hub, exactly once (the shipper beside a sensor).
+    Sensor(sensor::SensorArgs),
     /// Run the trust model and baselines on a simulated Internet with adversaries.
     Simulate(simulate::SimulateArgs),
     /// Follow a feed on a hub (OWNER/NAME); `apiary stream --subscriptions` streams them.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Pull(a) => import_feed::run_pull(a),
         Command::Hpfeeds(a) => hpfeeds::run(a),
+        Command::Sensor(a) => sensor::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Subscribe(a) => stream::run_subscribe(a),
         Command::Unsubscribe(a) => stream::run_unsubscribe(a),
