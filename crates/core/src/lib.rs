@@ -6,6 +6,7 @@
 
 mod addr;
 pub mod allowlist;
+pub mod enrich;
 pub mod error;
 pub mod export;
 mod host;
