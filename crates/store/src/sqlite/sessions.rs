@@ -4,13 +4,13 @@
 
 use super::{db_error, from_micros, micros, now_micros, SqliteStore};
 use crate::sessions::{
-    check_sensor_name, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery, SessionsOutcome, StoredSession,
-    MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
+    check_sensor_name, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery, SessionsOutcome,
+    StoredSession, MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
 };
 use crate::{Result, StoreError};
 use apiary_core::sessions::{
-    commands_key, hassh_credentials_key, Link, LinkKind, SessionCredential, SessionLinks, SessionRecord, TunnelTarget,
-    Transfer,
+    commands_key, hassh_credentials_key, Link, LinkKind, SessionCredential, SessionLinks,
+    SessionRecord, Transfer, TunnelTarget,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
@@ -58,7 +58,8 @@ pub(crate) fn prepare(batch: Vec<NewSession>) -> Result<Vec<Prepared>> {
                 uploads: r.uploads.clone(),
                 tunnels: r.tunnels.clone(),
             };
-            let detail = serde_json::to_string(&detail).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let detail =
+                serde_json::to_string(&detail).map_err(|e| StoreError::Internal(e.to_string()))?;
             let payloads = r.payloads().into_iter().map(str::to_owned).collect();
             Ok(Prepared {
                 feed_id: n.feed_id,
@@ -92,8 +93,11 @@ pub(crate) fn append(c: &Connection, batch: &[Prepared]) -> Result<SessionsOutco
              RETURNING id, revision",
         )
         .map_err(db_error)?;
-    let mut add_payload =
-        c.prepare_cached("INSERT OR IGNORE INTO session_payloads (session_id, sha256) VALUES (?1, ?2)").map_err(db_error)?;
+    let mut add_payload = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO session_payloads (session_id, sha256) VALUES (?1, ?2)",
+        )
+        .map_err(db_error)?;
     for p in batch {
         let r = &p.record;
         let row: Option<(i64, i64)> = upsert
@@ -152,8 +156,9 @@ const COLUMNS: &str = "s.id, s.feed_id, u.name || '/' || f.name, s.sensor, s.ses
 
 fn from_row(r: &Row) -> rusqlite::Result<StoredSession> {
     let detail: String = r.get(20)?;
-    let d: Detail = serde_json::from_str(&detail)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(20, rusqlite::types::Type::Text, e.into()))?;
+    let d: Detail = serde_json::from_str(&detail).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(20, rusqlite::types::Type::Text, e.into())
+    })?;
     Ok(StoredSession {
         id: r.get(0)?,
         feed_id: r.get(1)?,
@@ -202,7 +207,10 @@ pub(crate) fn query(c: &Connection, q: &SessionQuery) -> Result<Vec<StoredSessio
     if q.feed_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
         return Ok(Vec::new());
     }
-    let mut sql = format!("SELECT {COLUMNS} WHERE 1 = 1{}", feed_filter(q.feed_ids.as_deref()));
+    let mut sql = format!(
+        "SELECT {COLUMNS} WHERE 1 = 1{}",
+        feed_filter(q.feed_ids.as_deref())
+    );
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(a) = &q.attacker {
         args.push(SqlValue::Text(a.clone()));
@@ -214,13 +222,18 @@ pub(crate) fn query(c: &Connection, q: &SessionQuery) -> Result<Vec<StoredSessio
     }
     if let Some(h) = &q.payload {
         args.push(SqlValue::Text(h.clone()));
-        sql.push_str(&format!(" AND s.id IN (SELECT session_id FROM session_payloads WHERE sha256 = ?{})", args.len()));
+        sql.push_str(&format!(
+            " AND s.id IN (SELECT session_id FROM session_payloads WHERE sha256 = ?{})",
+            args.len()
+        ));
     }
     if let Some(l) = &q.link {
         args.push(SqlValue::Text(l.key.clone()));
         let n = args.len();
         sql.push_str(&match l.kind {
-            LinkKind::Payload => format!(" AND s.id IN (SELECT session_id FROM session_payloads WHERE sha256 = ?{n})"),
+            LinkKind::Payload => format!(
+                " AND s.id IN (SELECT session_id FROM session_payloads WHERE sha256 = ?{n})"
+            ),
             LinkKind::Ttylog => format!(" AND s.ttylog_sha256 = ?{n}"),
             LinkKind::Commands => format!(" AND s.commands_key = ?{n}"),
             LinkKind::HasshCredentials => format!(" AND s.hassh_credentials_key = ?{n}"),
@@ -228,9 +241,14 @@ pub(crate) fn query(c: &Connection, q: &SessionQuery) -> Result<Vec<StoredSessio
     }
     let dir = if q.newest_first { "DESC" } else { "ASC" };
     // Sessions without a start sort last either way.
-    sql.push_str(&format!(" ORDER BY s.start_at IS NULL, s.start_at {dir}, s.id {dir} LIMIT {}", q.limit.clamp(1, MAX_SESSIONS_PAGE)));
+    sql.push_str(&format!(
+        " ORDER BY s.start_at IS NULL, s.start_at {dir}, s.id {dir} LIMIT {}",
+        q.limit.clamp(1, MAX_SESSIONS_PAGE)
+    ));
     let mut st = c.prepare(&sql).map_err(db_error)?;
-    let rows = st.query_map(params_from_iter(args), from_row).map_err(db_error)?;
+    let rows = st
+        .query_map(params_from_iter(args), from_row)
+        .map_err(db_error)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
 }
 
@@ -251,9 +269,16 @@ pub(crate) fn links(c: &Connection, feed_ids: Option<&[i64]>) -> Result<Vec<Sess
         .query_map([], |r| {
             let mut links = Vec::new();
             if let Some(p) = r.get::<_, Option<String>>(9)? {
-                links.extend(p.split(',').map(|h| Link { kind: LinkKind::Payload, key: h.to_owned() }));
+                links.extend(p.split(',').map(|h| Link {
+                    kind: LinkKind::Payload,
+                    key: h.to_owned(),
+                }));
             }
-            for (i, kind) in [(6, LinkKind::Ttylog), (7, LinkKind::Commands), (8, LinkKind::HasshCredentials)] {
+            for (i, kind) in [
+                (6, LinkKind::Ttylog),
+                (7, LinkKind::Commands),
+                (8, LinkKind::HasshCredentials),
+            ] {
                 if let Some(k) = r.get::<_, Option<String>>(i)? {
                     links.push(Link { kind, key: k });
                 }
@@ -282,7 +307,8 @@ fn sensor_from_row(r: &Row) -> rusqlite::Result<Sensor> {
     })
 }
 
-const SENSOR_COLUMNS: &str = "s.feed_id, s.name, s.asn, s.prefix, s.created_at, s.updated_at FROM sensors s";
+const SENSOR_COLUMNS: &str =
+    "s.feed_id, s.name, s.asn, s.prefix, s.created_at, s.updated_at FROM sensors s";
 
 fn upsert_sensor(c: &Connection, new: &NewSensor) -> Result<Sensor> {
     let exists: Option<i64> = c
@@ -299,16 +325,21 @@ fn upsert_sensor(c: &Connection, new: &NewSensor) -> Result<Sensor> {
     )
     .and_then(|mut st| st.execute(params![new.feed_id, new.name, new.asn.map(i64::from), new.prefix, now]))
     .map_err(db_error)?;
-    c.prepare_cached(&format!("SELECT {SENSOR_COLUMNS} WHERE s.feed_id = ?1 AND s.name = ?2"))
-        .and_then(|mut st| st.query_row(params![new.feed_id, new.name], sensor_from_row))
-        .map_err(db_error)
+    c.prepare_cached(&format!(
+        "SELECT {SENSOR_COLUMNS} WHERE s.feed_id = ?1 AND s.name = ?2"
+    ))
+    .and_then(|mut st| st.query_row(params![new.feed_id, new.name], sensor_from_row))
+    .map_err(db_error)
 }
 
 fn list_sensors(c: &Connection, feed_ids: Option<&[i64]>) -> Result<Vec<Sensor>> {
     if feed_ids.is_some_and(<[i64]>::is_empty) {
         return Ok(Vec::new());
     }
-    let sql = format!("SELECT {SENSOR_COLUMNS} WHERE 1 = 1{} ORDER BY s.feed_id, s.name", feed_filter(feed_ids));
+    let sql = format!(
+        "SELECT {SENSOR_COLUMNS} WHERE 1 = 1{} ORDER BY s.feed_id, s.name",
+        feed_filter(feed_ids)
+    );
     let mut st = c.prepare(&sql).map_err(db_error)?;
     let rows = st.query_map([], sensor_from_row).map_err(db_error)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
@@ -355,7 +386,11 @@ impl SqliteStore {
             return Ok(SessionsOutcome::default());
         }
         let prepared = prepare(batch)?;
-        self.write(prepared.len(), false, move |c| append(c, &prepared).map(|o| (o, prepared))).await.map(|(o, _)| o)
+        self.write(prepared.len(), false, move |c| {
+            append(c, &prepared).map(|o| (o, prepared))
+        })
+        .await
+        .map(|(o, _)| o)
     }
 
     pub(super) async fn sessions_query(&self, q: &SessionQuery) -> Result<Vec<StoredSession>> {
@@ -363,7 +398,10 @@ impl SqliteStore {
         self.read(move |c| query(c, &q)).await
     }
 
-    pub(super) async fn sessions_links(&self, feed_ids: Option<&[i64]>) -> Result<Vec<SessionLinks>> {
+    pub(super) async fn sessions_links(
+        &self,
+        feed_ids: Option<&[i64]>,
+    ) -> Result<Vec<SessionLinks>> {
         let ids = feed_ids.map(<[i64]>::to_vec);
         self.read(move |c| links(c, ids.as_deref())).await
     }
@@ -380,7 +418,8 @@ impl SqliteStore {
 
     pub(super) async fn sensor_delete(&self, feed_id: i64, name: &str) -> Result<()> {
         let name = name.to_owned();
-        self.write(1, true, move |c| delete_sensor(c, feed_id, &name)).await
+        self.write(1, true, move |c| delete_sensor(c, feed_id, &name))
+            .await
     }
 
     pub(super) async fn sensor_seen(&self, feed_ids: Option<&[i64]>) -> Result<Vec<SensorSeen>> {
