@@ -109,7 +109,7 @@ async fn sightings_are_partitioned_by_month_and_retention_drops_old_months() {
         return;
     }
     let (_guard, store) = fresh().await;
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert!(store.schema_version().await.unwrap() >= 1, "migrated");
     let u = store.create_user("alice", false).await.unwrap();
     let f = store.create_feed(NewFeed { owner: "alice".into(), name: "hp".into(), ..Default::default() }).await.unwrap();
     let batch = vec![
