@@ -7,6 +7,7 @@
 //! Everything is drawn from one seeded [`Rng`], so a seed reproduces a table exactly.
 
 pub mod baselines;
+pub mod demo;
 mod rng;
 
 pub use rng::Rng;
