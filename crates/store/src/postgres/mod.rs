@@ -21,6 +21,7 @@ mod compare;
 mod events;
 mod lease;
 mod read;
+mod sessions;
 mod stream;
 mod trust;
 
@@ -37,6 +38,7 @@ use tokio_postgres::NoTls;
 /// The schema versions, in order; `schema_version` holds the numbers applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_sessions.sql"),
     include_str!("../../migrations/postgres/0003_sensor_events.sql"),
     include_str!("../../migrations/postgres/0004_trust.sql"),
     include_str!("../../migrations/postgres/0005_feed_comparison.sql"),
@@ -492,6 +494,10 @@ impl Store for PostgresStore {
         self.trust_score_tiers(values).await
     }
 
+    async fn scores_updated_at(&self) -> Result<Option<Timestamp>> {
+        self.trust_scores_updated_at().await
+    }
+
     async fn add_feedback(&self, new: crate::NewFeedback) -> Result<crate::Feedback> {
         self.trust_add_feedback(new).await
     }
@@ -510,6 +516,34 @@ impl Store for PostgresStore {
 
     async fn trust_sightings_after(&self, after: i64, limit: usize) -> Result<Vec<crate::TrustSighting>> {
         self.trust_log_after(after, limit).await
+    }
+
+    async fn append_sessions(&self, batch: Vec<crate::NewSession>) -> Result<crate::SessionsOutcome> {
+        self.sessions_append(batch).await
+    }
+
+    async fn query_sessions(&self, q: &crate::SessionQuery) -> Result<Vec<crate::StoredSession>> {
+        self.sessions_query(q).await
+    }
+
+    async fn session_links(&self, feed_ids: Option<&[i64]>) -> Result<Vec<apiary_core::sessions::SessionLinks>> {
+        self.sessions_links(feed_ids).await
+    }
+
+    async fn upsert_sensor(&self, new: crate::NewSensor) -> Result<crate::Sensor> {
+        self.sensor_upsert(new).await
+    }
+
+    async fn list_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<crate::Sensor>> {
+        self.sensor_list(feed_ids).await
+    }
+
+    async fn delete_sensor(&self, feed_id: i64, name: &str) -> Result<()> {
+        self.sensor_delete(feed_id, name).await
+    }
+
+    async fn sensors_seen(&self, feed_ids: Option<&[i64]>) -> Result<Vec<crate::SensorSeen>> {
+        self.sensor_seen(feed_ids).await
     }
 
     async fn stats(&self) -> Result<Stats> {
