@@ -20,6 +20,10 @@ use serde_json::{Map, Value};
 
 /// Most ports one sighting may list (a wide range is refused rather than stored as thousands).
 const MAX_PORTS: usize = 1024;
+/// Limits on free-text fields (a sighting is a fact, not a document).
+const MAX_DESCRIPTION: usize = 4096;
+const MAX_TAGS: usize = 64;
+const MAX_TAG_LEN: usize = 128;
 
 /// Why one item was refused: a machine code and a message naming the problem.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,6 +96,14 @@ impl Intake<'_> {
             .map(|p| p.trim().to_ascii_lowercase())
             .filter(|p| !p.is_empty());
         let description = string_field(&mut obj, "description")?.filter(|d| !d.trim().is_empty());
+        if let Some(d) = &description {
+            if d.chars().count() > MAX_DESCRIPTION {
+                return Err(reject(
+                    "field_too_long",
+                    format!("`description` is longer than {MAX_DESCRIPTION} characters"),
+                ));
+            }
+        }
         let tlp = match string_field(&mut obj, "tlp")? {
             None => Tlp::default(),
             Some(t) if t.trim().is_empty() => Tlp::default(),
@@ -195,9 +207,15 @@ pub fn parse_tags(v: Value) -> Result<Vec<String>, ItemRejection> {
     let mut tags: Vec<String> = Vec::new();
     for t in raw {
         let t = t.trim().to_lowercase();
+        if t.chars().count() > MAX_TAG_LEN {
+            return Err(reject("invalid_tags", format!("a tag is longer than {MAX_TAG_LEN} characters")));
+        }
         if !t.is_empty() && !tags.contains(&t) {
             tags.push(t);
         }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(reject("invalid_tags", format!("more than {MAX_TAGS} tags")));
     }
     Ok(tags)
 }
@@ -281,8 +299,8 @@ fn confidence_field(obj: &mut Map<String, Value>) -> Result<Option<f64>, ItemRej
             Some(_) => None,
         };
         let v = v
-            .filter(|c| c.is_finite() && *c >= 0.0)
-            .ok_or_else(|| reject("invalid_confidence", format!("`{name}` must be a non-negative number")))?;
+            .filter(|c| c.is_finite() && (0.0..=100.0).contains(c))
+            .ok_or_else(|| reject("invalid_confidence", format!("`{name}` must be a number from 0 to 100")))?;
         found = found.or(Some(v));
     }
     Ok(found)
@@ -315,6 +333,18 @@ mod tests {
             assert_eq!(parse_tags(input.clone()).unwrap(), want, "{input}");
         }
         assert_eq!(parse_tags(json!({"a": 1})).unwrap_err().code, "invalid_tags");
+    }
+
+    #[test]
+    fn free_text_and_confidence_have_limits() {
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert_eq!(parse_tags(json!(many)).unwrap_err().code, "invalid_tags");
+        assert_eq!(parse_tags(json!("x".repeat(MAX_TAG_LEN + 1))).unwrap_err().code, "invalid_tags");
+        assert_eq!(parse_tags(json!("x".repeat(MAX_TAG_LEN))).unwrap().len(), 1);
+        let mut obj = json!({"confidence": 101}).as_object().unwrap().clone();
+        assert_eq!(confidence_field(&mut obj).unwrap_err().code, "invalid_confidence");
+        let mut obj = json!({"confidence": 100}).as_object().unwrap().clone();
+        assert_eq!(confidence_field(&mut obj).unwrap(), Some(100.0));
     }
 
     #[test]

@@ -153,3 +153,42 @@ async fn a_full_store_queue_is_429_never_5xx() {
     let metrics = hub.req(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("apiary_store_busy_rejections_total 2"), "{metrics}");
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gzip_bodies_are_inflated_and_the_limit_counts_inflated_bytes() {
+    let hub = Hub::start_with(Config { max_body_bytes: 4096, ..Config::default() }).await;
+    let alice = hub.user("alice", "write").await;
+    hub.feed("alice", "f", Visibility::Public).await;
+    let path = "/api/v1/feeds/alice/f/indicators";
+    let post = |body: Vec<u8>, encoding: &'static str| {
+        hub.req(Method::POST, path, Some(&alice))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+    };
+    let small = serde_json::to_vec(&json!([{"indicator": "198.51.100.7"}, {"indicator": "example.com"}])).unwrap();
+    let (status, body) = json(post(gzip(&small), "gzip").send().await.unwrap()).await;
+    assert_eq!((status, body["accepted"].as_i64()), (201, Some(2)), "{body}");
+
+    // A megabyte of spaces inflates far past the 4 KiB limit from a tiny body: 413, not an OOM.
+    let mut bomb = b"[".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 1 << 20));
+    bomb.extend(b"]");
+    let packed = gzip(&bomb);
+    assert!(packed.len() < 4096);
+    let (status, body) = json(post(packed, "gzip").send().await.unwrap()).await;
+    assert_eq!((status, error_code(&body)), (413, "too_large".to_string()), "{body}");
+
+    // Not gzip at all, and an encoding the hub does not read.
+    let (status, body) = json(post(b"not gzip".to_vec(), "gzip").send().await.unwrap()).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    let (status, body) = json(post(small.clone(), "br").send().await.unwrap()).await;
+    assert_eq!((status, error_code(&body)), (415, "unsupported_media_type".to_string()), "{body}");
+}
