@@ -162,7 +162,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // `Content-Encoding: gzip` bodies are inflated as they are read, so the body limit
         // counts inflated bytes (no zip bombs); other encodings are a 415.
-        .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true).deflate(false).br(false).zstd(false))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state.clone());
