@@ -3,8 +3,9 @@
 //!
 //! - [`Bus`] is the interface: publish committed events in log order, subscribe with a bounded
 //!   buffer (to every feed, or to a set of feeds), and learn of lag with the position to resume
-//!   from. [`memory::MemoryBus`] is the in-process implementation; a NATS JetStream one (issue 8)
-//!   maps a feed to a subject (`apiary.sightings.<feed id>`) and keeps the stream durable.
+//!   from. [`memory::MemoryBus`] is the in-process implementation; [`nats::NatsBus`] the NATS
+//!   JetStream one for several nodes: a feed is a subject (`apiary.sightings.<feed id>`) of one
+//!   durable stream. [`open`] picks one from a URL.
 //! - [`feeder::LogFeeder`] is the one publisher: it tails the sightings log by seq and publishes
 //!   what it finds, so nothing is streamed before it is durable, whichever path wrote it (the
 //!   API, the CSIRTG routes, the hpfeeds broker, or `apiary import` into the same data directory).
@@ -15,11 +16,13 @@
 pub mod feeder;
 pub mod follow;
 pub mod memory;
+pub mod nats;
 
 pub use apiary_store::LoggedSighting;
 pub use feeder::{FeederOptions, LogFeeder};
 pub use follow::{Follow, FollowItem};
 pub use memory::MemoryBus;
+pub use nats::{NatsBus, NatsOptions};
 
 use apiary_core::format_time;
 use async_trait::async_trait;
@@ -117,6 +120,29 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Subscription, BusError>;
     /// Subscribers connected now.
     fn subscribers(&self) -> usize;
+    /// Whether several hub nodes share this bus. Then one [`LogFeeder`] publishes for all of
+    /// them, under the `bus-feeder` job lease; otherwise every process feeds its own bus.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The log seq of the last event the bus holds, if it keeps any (where a new feeder
+    /// resumes); `None`: start from the log's end.
+    async fn last_published(&self) -> Result<Option<i64>, BusError> {
+        Ok(None)
+    }
+}
+
+/// Open the bus a URL names: `memory` (or empty) is the in-process [`MemoryBus`];
+/// `nats://HOST:PORT` the [`NatsBus`] with its default stream.
+pub async fn open(url: &str) -> Result<Arc<dyn Bus>, BusError> {
+    let url = url.trim();
+    if url.is_empty() || url == "memory" || url == "memory:" {
+        return Ok(Arc::new(MemoryBus::new()));
+    }
+    if url.starts_with("nats://") || url.starts_with("tls://") {
+        return Ok(Arc::new(NatsBus::connect(url, NatsOptions::default()).await?));
+    }
+    Err(BusError::Other(format!("bus `{url}`: use `memory` or nats://HOST:PORT")))
 }
 
 /// A bounded subscription. Dropping it unsubscribes.

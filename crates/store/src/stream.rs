@@ -4,11 +4,11 @@
 
 use crate::model::{Timestamp, Tlp};
 use apiary_core::IType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One entry of the sightings log: a committed sighting with its position (`seq`), in the
 /// native field names. This is what the firehose, the native stream and webhooks carry.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoggedSighting {
     /// Position in the sightings log (strictly increasing in commit order).
     pub seq: i64,
