@@ -23,6 +23,7 @@
 
 pub mod derive;
 pub mod event;
+pub mod record;
 pub mod session;
 
 pub use derive::{reports, DeriveOptions, Derived};
