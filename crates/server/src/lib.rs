@@ -12,6 +12,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod compare;
+pub mod enrich;
 pub mod csirtg;
 pub mod error;
 pub mod export;
@@ -24,6 +26,7 @@ pub mod paths;
 pub mod sessionize;
 pub mod streams;
 pub mod taxii;
+pub mod trust;
 pub mod views;
 pub mod web;
 
@@ -68,8 +71,14 @@ pub struct Config {
     pub hpfeeds: Option<hpfeeds::BrokerConfig>,
     /// The firehose, native stream and webhooks; see [`streams`].
     pub streams: streams::StreamOptions,
+    /// The operator's IP-to-ASN tables (`--asn-db`); see [`enrich`].
+    pub asn: std::sync::Arc<enrich::AsnDb>,
     /// The sessionizer of shipped sensor events; see [`sessionize`].
     pub sessionize: sessionize::Options,
+    /// The scoring and reliability job; see [`trust`].
+    pub trust: trust::TrustOptions,
+    /// The feed comparison job; see [`compare`].
+    pub compare: compare::CompareOptions,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -93,7 +102,10 @@ impl Default for Config {
             max_limit: 10_000,
             hpfeeds: None,
             streams: streams::StreamOptions::default(),
+            asn: enrich::AsnDb::none(),
             sessionize: sessionize::Options::default(),
+            trust: trust::TrustOptions::default(),
+            compare: compare::CompareOptions::default(),
         }
     }
 }
@@ -153,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(csirtg::routes())
         .merge(export::routes())
+        .merge(trust::api::routes())
         .fallback(error::no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let routes = Router::new()
@@ -186,6 +199,8 @@ pub async fn serve(
     let streams = streams::Streams::in_process(store.clone(), config.streams.clone());
     let hpfeeds = hpfeeds::start(config.hpfeeds.as_ref(), store.clone(), ParseOptions::default(), streams.clone()).await?;
     let sessionizer = sessionize::Sessionizer::start(store.clone(), ParseOptions::default(), config.sessionize.clone());
+    let trust = trust::start(store.clone(), config.trust.clone());
+    let compare = compare::start(store.clone(), config.compare.clone());
     let state = AppState::with_streams(config, store, streams.clone());
     streams.start(&state).await.map_err(|e| anyhow::anyhow!("cannot start the firehose: {e}"))?;
     // Open streams end at the signal, so that they do not hold up the graceful shutdown.
@@ -250,5 +265,7 @@ pub async fn serve(
     }
     sessionizer.shutdown().await;
     streams.shutdown().await;
+    trust.shutdown().await;
+    compare.shutdown().await;
     Ok(())
 }

@@ -22,12 +22,14 @@ pub struct ValuePresence {
     pub feeds: Vec<FeedPresence>,
 }
 
-/// One feed's record of a value: its first and last observation.
+/// One feed's record of a value: its first and last observation, and its tags (the depth a
+/// honeypot session reached is read from them).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FeedPresence {
     pub feed_id: i64,
     pub firsttime: Timestamp,
     pub lasttime: Timestamp,
+    pub tags: Vec<String>,
 }
 
 /// Group `(indicator id, value, itype, reserved, feed presence)` rows, in indicator id order,

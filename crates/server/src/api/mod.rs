@@ -2,6 +2,7 @@
 //! One module per group of routes.
 
 pub mod events;
+pub mod compare;
 pub mod feeds;
 pub mod health;
 pub mod indicators;
@@ -29,6 +30,8 @@ pub fn public_routes() -> Router<AppState> {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/feeds", get(feeds::list).post(feeds::create))
+        .route("/api/v1/compare", get(compare::rows))
+        .route("/api/v1/compare/overlap", get(compare::overlap))
         .route("/api/v1/feeds/{owner}/{feed}", get(feeds::show).patch(feeds::update).delete(feeds::remove))
         .route("/api/v1/feeds/{owner}/{feed}/indicators", get(indicators::feed_records).post(publish::publish))
         .route("/api/v1/feeds/{owner}/{feed}/events", get(events::list).post(events::ingest))

@@ -15,7 +15,7 @@ impl PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT i.id, i.value, i.itype, i.reserved, r.feed_id, r.firsttime, r.lasttime \
+                "SELECT i.id, i.value, i.itype, i.reserved, r.feed_id, r.firsttime, r.lasttime, r.tags \
                  FROM (SELECT id, value, itype, reserved FROM indicators WHERE id > $1 ORDER BY id LIMIT $2) i \
                  JOIN feed_records r ON r.indicator_id = i.id ORDER BY i.id",
                 &[&after, &limit],
@@ -24,7 +24,12 @@ impl PostgresStore {
             .map_err(pg_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let p = FeedPresence { feed_id: r.get(4), firsttime: r.get::<_, Timestamp>(5), lasttime: r.get::<_, Timestamp>(6) };
+            let p = FeedPresence {
+                feed_id: r.get(4),
+                firsttime: r.get::<_, Timestamp>(5),
+                lasttime: r.get::<_, Timestamp>(6),
+                tags: r.get(7),
+            };
             out.push((r.get::<_, i64>(0), r.get::<_, String>(1), parse_itype(r.get(2))?, r.get::<_, Option<String>>(3), p));
         }
         Ok(group_rows(out))

@@ -1,7 +1,7 @@
 //! The feed comparison in SQLite (migration 0009): the paged read of every value with the feeds
 //! that list it, and the latest result.
 
-use super::{db_error, from_micros, now_micros, parse_itype, SqliteStore};
+use super::{db_error, from_micros, json_list, now_micros, parse_itype, SqliteStore};
 use crate::compare::{decode, encode, group_rows, Comparison, FeedPresence, ValuePresence};
 use crate::Result;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -13,7 +13,7 @@ fn presence_after(c: &Connection, after: i64, limit: usize) -> Result<Vec<ValueP
     let limit = limit.clamp(1, MAX_PAGE) as i64;
     let mut st = c
         .prepare_cached(
-            "SELECT i.id, i.value, i.itype, i.reserved, r.feed_id, r.firsttime, r.lasttime \
+            "SELECT i.id, i.value, i.itype, i.reserved, r.feed_id, r.firsttime, r.lasttime, r.tags \
              FROM (SELECT id, value, itype, reserved FROM indicators WHERE id > ?1 ORDER BY id LIMIT ?2) i \
              JOIN feed_records r ON r.indicator_id = i.id ORDER BY i.id",
         )
@@ -25,7 +25,12 @@ fn presence_after(c: &Connection, after: i64, limit: usize) -> Result<Vec<ValueP
                 r.get::<_, String>(1)?,
                 parse_itype(&r.get::<_, String>(2)?)?,
                 r.get::<_, Option<String>>(3)?,
-                FeedPresence { feed_id: r.get(4)?, firsttime: from_micros(r.get(5)?), lasttime: from_micros(r.get(6)?) },
+                FeedPresence {
+                    feed_id: r.get(4)?,
+                    firsttime: from_micros(r.get(5)?),
+                    lasttime: from_micros(r.get(6)?),
+                    tags: json_list(&r.get::<_, String>(7)?)?,
+                },
             ))
         })
         .map_err(db_error)?
