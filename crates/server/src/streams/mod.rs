@@ -35,6 +35,19 @@ pub struct StreamOptions {
     pub access_refresh: Duration,
     pub feeder: FeederOptions,
     pub webhooks: webhooks::WebhookOptions,
+    /// The bus (`apiary serve --bus`): `None` is an in-process [`MemoryBus`]; a shared one
+    /// (NATS) joins this node to the others of the hub (docs/scale-out.md).
+    pub bus: Option<SharedBus>,
+}
+
+/// A bus handed to the hub in its options.
+#[derive(Clone)]
+pub struct SharedBus(pub Arc<dyn Bus>);
+
+impl std::fmt::Debug for SharedBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedBus(shared: {})", self.0.shared())
+    }
 }
 
 impl Default for StreamOptions {
@@ -46,6 +59,7 @@ impl Default for StreamOptions {
             access_refresh: Duration::from_secs(10),
             feeder: FeederOptions::default(),
             webhooks: webhooks::WebhookOptions::default(),
+            bus: None,
         }
     }
 }
@@ -77,9 +91,10 @@ impl Streams {
         })
     }
 
-    /// Streams on an in-process bus.
+    /// Streams on the bus of `options.bus`, or on an in-process bus when it is `None`.
     pub fn in_process(store: Arc<dyn Store>, options: StreamOptions) -> Arc<Streams> {
-        Streams::new(store, Arc::new(MemoryBus::new()), options)
+        let bus = options.bus.clone().map(|b| b.0).unwrap_or_else(|| Arc::new(MemoryBus::new()));
+        Streams::new(store, bus, options)
     }
 
     /// Start the feeder if it is not running.

@@ -41,6 +41,8 @@ pub struct WebhookOptions {
     pub timeout: Duration,
     /// How often the supervisor reads the webhook list.
     pub reconcile: Duration,
+    /// The `webhooks` job lease's TTL: how soon another node takes over the deliveries.
+    pub lease_ttl: Duration,
 }
 
 impl Default for WebhookOptions {
@@ -53,6 +55,7 @@ impl Default for WebhookOptions {
             linger: Duration::from_millis(200),
             timeout: Duration::from_secs(10),
             reconcile: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -78,24 +81,33 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &msg)))
 }
 
-/// The running deliveries and their supervisor.
+/// The running deliveries and their supervisor. The supervisor runs on one node of a hub at a
+/// time, under the `webhooks` job lease (docs/scale-out.md): a webhook is delivered once, and
+/// another node takes over from the stored cursors when the holder dies.
 pub struct Deliveries {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    job: apiary_store::LeasedJob,
     pub changed: Arc<Notify>,
 }
 
+/// The job lease of the webhook deliveries.
+pub const WEBHOOKS_LEASE: &str = "webhooks";
+
 impl Deliveries {
     pub fn start(state: AppState, changed: Arc<Notify>) -> Deliveries {
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(supervise(state, changed.clone(), stop_rx));
-        Deliveries { stop, task, changed }
+        let lease = apiary_store::LeaseOptions { ttl: state.streams.options.webhooks.lease_ttl, ..Default::default() };
+        let (store, notify) = (state.store.clone(), changed.clone());
+        let job = apiary_store::LeasedJob::spawn(store, WEBHOOKS_LEASE, lease, move |stop| supervise(state.clone(), notify.clone(), stop));
+        Deliveries { job, changed }
+    }
+
+    /// Whether this node delivers the webhooks now (holds the lease).
+    pub fn is_running_here(&self) -> bool {
+        self.job.is_held()
     }
 
     /// Stop every delivery (acknowledged cursors are already stored) and the supervisor.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.job.shutdown().await;
     }
 }
 
