@@ -18,6 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use apiary_core::export::{self as fmt, suricata_iprep, FormatSpec, Meta, Policy, Record, Window};
+use apiary_core::trust::score::ScoreTier;
 use apiary_core::{parse, Allowlist, IType, ParseOptions};
 use apiary_store::{Feed, FeedRecord, Query, Reader, Store, StoreError, Timestamp, Visibility};
 use axum::body::{Body, Bytes};
@@ -82,9 +83,9 @@ pub struct ExportParams {
     pub limit: Option<String>,
     /// Comma-separated TLP labels to include.
     pub tlp: Option<String>,
-    /// Minimum confidence 0–10 (the publisher's claim until the hub scores indicators).
+    /// Minimum confidence: per feed the publisher's claim (0–10); hub-wide the hub's own score (0–100).
     pub min_confidence: Option<String>,
-    /// Hub-wide tier; `block` is the only one until scoring exists.
+    /// Hub-wide: the lowest score tier (`observe`, `suspicious`, `block`; default `block`).
     pub tier: Option<String>,
     /// With `format=suricata-iprep`: answer the categories file instead.
     pub categories: Option<String>,
@@ -106,6 +107,8 @@ pub struct ExportSpec {
     pub limit: Option<usize>,
     pub tlp: Option<Vec<String>>,
     pub min_confidence: Option<f64>,
+    /// Hub-wide: the score a value must have (from the scoring job's stored scores).
+    pub score: Option<ScoreFloor>,
     pub categories: bool,
     pub set: Option<String>,
     pub zone: Option<String>,
@@ -115,9 +118,37 @@ fn given(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The hub's own score a value must have to be in a scored export.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreFloor {
+    pub tier: ScoreTier,
+    /// 0–100.
+    pub confidence: u8,
+}
+
+impl ScoreFloor {
+    /// The BLOCK tier (TAXII's tier collection, the hub-wide export's default).
+    pub const BLOCK: ScoreFloor = ScoreFloor { tier: ScoreTier::Block, confidence: 0 };
+
+    fn admits(&self, confidence: u8, tier: ScoreTier) -> bool {
+        tier >= self.tier && confidence >= self.confidence
+    }
+}
+
 impl ExportParams {
-    /// Check and parse every parameter; a refusal names the parameter and what is accepted.
+    /// Check and parse every parameter for a feed's export; a refusal names the parameter and
+    /// what is accepted.
     pub fn parse(&self) -> Result<ExportSpec, ApiError> {
+        self.parse_for(false)
+    }
+
+    /// Parse for the hub-wide scored export: `tier` (default `block`) and `min_confidence`
+    /// (0–100) select by the hub's own scores.
+    pub fn parse_hub(&self) -> Result<ExportSpec, ApiError> {
+        self.parse_for(true)
+    }
+
+    fn parse_for(&self, hub: bool) -> Result<ExportSpec, ApiError> {
         let name = given(&self.format).unwrap_or("text");
         let format = fmt::by_name(name)
             .ok_or_else(|| ApiError::invalid("unknown_format", format!("unknown format `{name}`; formats: {}", fmt::names())))?;
@@ -154,21 +185,35 @@ impl ExportParams {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
+        let max = if hub { 100.0 } else { 10.0 };
         let min_confidence = given(&self.min_confidence)
             .map(|c| {
-                c.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c)).ok_or_else(|| {
-                    ApiError::invalid("invalid_confidence", format!("`min_confidence` `{c}`: a number from 0 to 10"))
+                c.parse::<f64>().ok().filter(|c| (0.0..=max).contains(c)).ok_or_else(|| {
+                    ApiError::invalid("invalid_confidence", format!("`min_confidence` `{c}`: a number from 0 to {max}"))
                 })
             })
             .transpose()?;
-        if let Some(tier) = given(&self.tier) {
-            if !tier.eq_ignore_ascii_case("block") {
-                return Err(ApiError::invalid(
-                    "unknown_tier",
-                    format!("`tier` `{tier}`: only `block` exists until the hub scores indicators"),
-                ));
-            }
+        let tier = given(&self.tier)
+            .map(|tier| match tier.to_ascii_lowercase().as_str() {
+                "observe" => Ok(ScoreTier::Observe),
+                "suspicious" => Ok(ScoreTier::Suspicious),
+                "block" => Ok(ScoreTier::Block),
+                _ => Err(ApiError::invalid("unknown_tier", format!("`tier` `{tier}`: use observe, suspicious or block"))),
+            })
+            .transpose()?;
+        if tier.is_some() && !hub {
+            return Err(ApiError::invalid("unknown_tier", "`tier` selects the hub-wide export (/api/v1/export), not a feed's"));
         }
+        let (min_confidence, score) = if hub {
+            // Hub-wide: the hub's own score. Without either filter, the BLOCK tier.
+            let floor = match (tier, min_confidence) {
+                (None, None) => ScoreFloor::BLOCK,
+                (t, c) => ScoreFloor { tier: t.unwrap_or(ScoreTier::Observe), confidence: c.unwrap_or(0.0).ceil() as u8 },
+            };
+            (None, Some(floor))
+        } else {
+            (min_confidence, None)
+        };
         let categories = matches!(given(&self.categories), Some(v) if !matches!(v, "0" | "false" | "no"));
         // A set name the format cannot use would silently become `apiary` and replace that set.
         if let Some(set) = given(&self.set) {
@@ -188,6 +233,7 @@ impl ExportParams {
             limit,
             tlp,
             min_confidence,
+            score,
             categories,
             set: given(&self.set).map(str::to_string),
             zone: given(&self.zone).map(str::to_string),
@@ -208,6 +254,12 @@ impl ExportSpec {
         }
         if let Some(c) = self.min_confidence {
             parts.push(format!("claimed confidence >= {c}"));
+        }
+        if let Some(f) = self.score {
+            parts.push(format!("hub score tier >= {}", f.tier.as_str()));
+            if f.confidence > 0 {
+                parts.push(format!("hub confidence >= {}", f.confidence));
+            }
         }
         if let Some(l) = self.limit {
             parts.push(format!("limit {l}"));
@@ -234,6 +286,8 @@ pub struct Selection {
     pub since: Option<Timestamp>,
     /// Keep only the first (newest) record of each value (hub-wide: one line per value).
     pub dedupe: bool,
+    /// Only values whose stored score meets this (the hub-wide scored export, TAXII's tier).
+    pub score: Option<ScoreFloor>,
 }
 
 /// A walk through the records of a [`Selection`], newest first, one store page at a time.
@@ -251,12 +305,14 @@ pub struct Walk {
     /// TAXII needs every page to end exactly where its `next` cursor says).
     read_ahead: Option<usize>,
     ahead: Option<tokio::task::JoinHandle<Result<apiary_store::Page<FeedRecord>, StoreError>>>,
+    /// (feed id, value) its owner retracted: never exported from that feed (loaded once).
+    retracted: Option<HashSet<(i64, String)>>,
 }
 
 impl Walk {
     pub fn new(store: Arc<dyn Store>, sel: Selection, cursor: Option<String>) -> Walk {
         let owners = sel.feeds.iter().map(|f| (f.id, (f.owner_id, f.visibility == Visibility::Private))).collect();
-        Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new(), read_ahead: None, ahead: None }
+        Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new(), read_ahead: None, ahead: None, retracted: None }
     }
 
     /// Fetch the next page of `size` records in the background while the current one is
@@ -296,7 +352,27 @@ impl Walk {
             let (store, q) = (self.store.clone(), self.query(size));
             self.ahead = Some(tokio::spawn(async move { store.query(&q).await }));
         }
-        Ok(Some(page.items))
+        Ok(Some(self.trust_filter(page.items).await?))
+    }
+
+    /// Leave out what the trust rules take out of a page: values retracted from their feed, and
+    /// (scored exports) values whose stored score is below the floor or not scored yet.
+    async fn trust_filter(&mut self, mut items: Vec<FeedRecord>) -> Result<Vec<FeedRecord>, StoreError> {
+        if self.retracted.is_none() {
+            let ids: Vec<i64> = self.sel.feeds.iter().map(|f| f.id).collect();
+            self.retracted = Some(self.store.retractions(Some(&ids)).await?.into_iter().collect());
+        }
+        let retracted = self.retracted.as_ref().expect("loaded above");
+        if !retracted.is_empty() {
+            items.retain(|r| !retracted.contains(&(r.feed_id, r.indicator.clone())));
+        }
+        if let Some(floor) = self.sel.score {
+            let values: Vec<String> = items.iter().map(|r| r.indicator.clone()).collect::<HashSet<_>>().into_iter().collect();
+            let scores: HashMap<String, (u8, ScoreTier)> =
+                self.store.score_tiers(&values).await?.into_iter().map(|(v, c, t)| (v, (c, t))).collect();
+            items.retain(|r| scores.get(&r.indicator).is_some_and(|&(c, t)| floor.admits(c, t)));
+        }
+        Ok(items)
     }
 
     /// Cursor for the records after the last page returned (None at the end).
@@ -477,17 +553,16 @@ pub async fn feed_export(
     respond(&state, &caller, spec, vec![feed], meta, false, &headers).await
 }
 
-/// `GET /api/v1/export?format=&tier=block&...`: the hub-wide BLOCK tier over every feed the
-/// caller may read, one line per value. Until the hub scores indicators, the tier is every
-/// such value that passes the blocklist rules (filters such as `min_confidence` use the
-/// publishers' claims).
+/// `GET /api/v1/export?format=&tier=block&min_confidence=&...`: the hub-wide scored feed over
+/// every feed the caller may read, one line per value: values whose stored score (the scoring
+/// job's, `crate::trust`) reaches the tier (default BLOCK) and the minimum confidence (0–100).
 pub async fn hub_export(
     State(state): State<AppState>,
     caller: Caller,
     QueryString(params): QueryString<ExportParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut spec = params.parse()?;
+    let mut spec = params.parse_hub()?;
     // The tier is a blocklist whatever the format: held values never enter it.
     spec.blocklist = true;
     let feeds = readable_feeds(&state, &caller, None).await?;
@@ -497,7 +572,7 @@ pub async fn hub_export(
 
 /// The selection of an export request.
 pub fn selection(spec: &ExportSpec, feeds: Vec<Feed>, reader: Option<Reader>, reader_is_admin: bool, now: DateTime<Utc>, dedupe: bool) -> Selection {
-    Selection { feeds, reader, reader_is_admin, itype: spec.itype, tags: spec.tags.clone(), since: spec.window.since(now, spec.itype), dedupe }
+    Selection { feeds, reader, reader_is_admin, itype: spec.itype, tags: spec.tags.clone(), since: spec.window.since(now, spec.itype), dedupe, score: spec.score }
 }
 
 async fn respond(
@@ -533,7 +608,14 @@ async fn respond(
     // Validators: the newest selected record, the feeds' own updates, the hour, the request.
     let newest = Walk::new(state.store.clone(), sel.clone(), None).newest().await?;
     let feeds_updated = sel.feeds.iter().map(|f| f.updated_at).max();
-    let mut last_modified = newest.as_ref().map(|r| r.updated_at.max(r.lasttime)).into_iter().chain(feeds_updated).max();
+    // Scores and retractions change an export without a new record.
+    let feed_ids: Vec<i64> = sel.feeds.iter().map(|f| f.id).collect();
+    let retractions = state.store.retractions(Some(&feed_ids)).await?.len();
+    let scores_at = match sel.score {
+        Some(_) => state.store.scores_updated_at().await?,
+        None => None,
+    };
+    let mut last_modified = newest.as_ref().map(|r| r.updated_at.max(r.lasttime)).into_iter().chain(feeds_updated).chain(scores_at).max();
     if spec.window != Window::All {
         last_modified = last_modified.map(|t| t.max(now)).or(Some(now));
     }
@@ -542,6 +624,7 @@ async fn respond(
     (&spec.set, &spec.zone, &meta.source, sel.feeds.iter().map(|f| (f.id, f.updated_at.timestamp_micros())).collect::<Vec<_>>()).hash(&mut h);
     (caller.reader().map(|r| (r.user_id, r.admin)), newest.as_ref().map(|r| (r.id, r.count, r.updated_at.timestamp_micros())), now.timestamp()).hash(&mut h);
     (allowlist().len(), env!("CARGO_PKG_VERSION")).hash(&mut h);
+    (retractions, scores_at.map(|t| t.timestamp_micros()), spec.score.map(|f| (f.tier, f.confidence))).hash(&mut h);
     let etag = format!("W/\"{:016x}\"", h.finish());
     let last_modified_text = last_modified.map(http_date);
 
@@ -621,7 +704,14 @@ mod tests {
         let p = ExportParams { window: Some("3y".into()), ..Default::default() };
         assert_eq!(p.parse().unwrap_err().code, "invalid_window");
         let p = ExportParams { tier: Some("watch".into()), ..Default::default() };
-        assert_eq!(p.parse().unwrap_err().code, "unknown_tier");
+        assert_eq!(p.parse_hub().unwrap_err().code, "unknown_tier");
+        let p = ExportParams { tier: Some("block".into()), ..Default::default() };
+        assert_eq!(p.parse().unwrap_err().code, "unknown_tier", "a feed's export has no tier");
+        let hub = ExportParams::default().parse_hub().unwrap();
+        assert_eq!(hub.score, Some(ScoreFloor::BLOCK), "hub-wide: BLOCK by default");
+        let p = ExportParams { min_confidence: Some("75".into()), ..Default::default() };
+        assert_eq!(p.parse_hub().unwrap().score, Some(ScoreFloor { tier: ScoreTier::Observe, confidence: 75 }));
+        assert_eq!(p.parse().unwrap_err().code, "invalid_confidence", "per feed: the claim, 0–10");
         let p = ExportParams { tlp: Some("green,purple".into()), ..Default::default() };
         assert_eq!(p.parse().unwrap_err().code, "invalid_tlp");
         let p = ExportParams { format: Some("csv".into()), itype: Some("ip".into()), window: Some("all".into()), limit: Some("10".into()), ..Default::default() };

@@ -462,6 +462,8 @@ async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filte
         tags: Vec::new(),
         since,
         dedupe: coll.block,
+        // The BLOCK-tier collection serves the scoring job's BLOCK tier.
+        score: coll.block.then_some(crate::export::ScoreFloor::BLOCK),
     };
     let mut walk = Walk::new(state.store.clone(), sel, f.next.clone());
     let (scope, producer) = coll.scope();

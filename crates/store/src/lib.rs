@@ -279,6 +279,10 @@ pub trait Store: Send + Sync + 'static {
         let _ = values;
         Err(trust_unsupported())
     }
+    /// When the newest stored score was written (None: nothing scored); exports' validators.
+    async fn scores_updated_at(&self) -> Result<Option<Timestamp>> {
+        Err(trust_unsupported())
+    }
     /// Record a false-positive report or a retraction.
     async fn add_feedback(&self, new: trust::NewFeedback) -> Result<trust::Feedback> {
         let _ = new;

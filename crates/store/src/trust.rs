@@ -124,6 +124,11 @@ pub struct Feedback {
     pub user: String,
     pub reason: String,
     pub created_at: Timestamp,
+    #[serde(skip)]
+    pub user_id: i64,
+    /// The user was an admin when read (an admin's false-positive report is upheld).
+    #[serde(skip)]
+    pub user_admin: bool,
 }
 
 /// A sighting as the scoring job reads it from the log: only what the model uses.

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS indicator_scores (
     scored_at    timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS indicator_scores_by_tier ON indicator_scores(tier, confidence);
+CREATE INDEX IF NOT EXISTS indicator_scores_by_time ON indicator_scores(scored_at);
 
 CREATE TABLE IF NOT EXISTS feedback (
     id          bigserial PRIMARY KEY,

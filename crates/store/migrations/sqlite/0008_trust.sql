@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS indicator_scores (
     scored_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS indicator_scores_by_tier ON indicator_scores(tier, confidence);
+CREATE INDEX IF NOT EXISTS indicator_scores_by_time ON indicator_scores(scored_at);
 
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,

@@ -44,7 +44,7 @@ fn source_from_row(r: &Row) -> Source {
     }
 }
 
-const FEEDBACK_COLUMNS: &str = "b.id, b.kind, b.value, b.itype, b.feed_id, fu.name || '/' || f.name, u.name, b.reason, b.created_at \
+const FEEDBACK_COLUMNS: &str = "b.id, b.kind, b.value, b.itype, b.feed_id, fu.name || '/' || f.name, u.name, b.reason, b.created_at, b.user_id, u.admin \
      FROM feedback b JOIN users u ON u.id = b.user_id LEFT JOIN feeds f ON f.id = b.feed_id LEFT JOIN users fu ON fu.id = f.owner_id";
 
 fn feedback_from_row(r: &Row) -> Result<Feedback> {
@@ -59,6 +59,8 @@ fn feedback_from_row(r: &Row) -> Result<Feedback> {
         user: r.get(6),
         reason: r.get(7),
         created_at: r.get(8),
+        user_id: r.get(9),
+        user_admin: r.get(10),
     })
 }
 
@@ -217,6 +219,12 @@ impl PostgresStore {
             .await
             .map_err(pg_error)?;
         rows.iter().map(|r| Ok((r.get(0), r.get::<_, i16>(1).clamp(0, 100) as u8, score_tier(r.get(2))?))).collect()
+    }
+
+    pub(super) async fn trust_scores_updated_at(&self) -> Result<Option<Timestamp>> {
+        let client = self.client().await?;
+        let r = client.query_one("SELECT max(scored_at) FROM indicator_scores", &[]).await.map_err(pg_error)?;
+        Ok(r.get(0))
     }
 
     pub(super) async fn trust_add_feedback(&self, new: NewFeedback) -> Result<Feedback> {

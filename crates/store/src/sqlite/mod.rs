@@ -619,6 +619,10 @@ impl Store for SqliteStore {
         self.trust_score_tiers(values).await
     }
 
+    async fn scores_updated_at(&self) -> Result<Option<Timestamp>> {
+        self.trust_scores_updated_at().await
+    }
+
     async fn add_feedback(&self, new: crate::NewFeedback) -> Result<crate::Feedback> {
         self.trust_add_feedback(new).await
     }

@@ -187,7 +187,7 @@ fn score_tiers(c: &Connection, values: &[String]) -> Result<Vec<(String, u8, Sco
     Ok(out)
 }
 
-const FEEDBACK_COLUMNS: &str = "b.id, b.kind, b.value, b.itype, b.feed_id, fu.name || '/' || f.name, u.name, b.reason, b.created_at \
+const FEEDBACK_COLUMNS: &str = "b.id, b.kind, b.value, b.itype, b.feed_id, fu.name || '/' || f.name, u.name, b.reason, b.created_at, b.user_id, u.admin \
      FROM feedback b JOIN users u ON u.id = b.user_id LEFT JOIN feeds f ON f.id = b.feed_id LEFT JOIN users fu ON fu.id = f.owner_id";
 
 fn feedback_from_row(r: &Row) -> rusqlite::Result<Feedback> {
@@ -202,6 +202,8 @@ fn feedback_from_row(r: &Row) -> rusqlite::Result<Feedback> {
         user: r.get(6)?,
         reason: r.get(7)?,
         created_at: from_micros(r.get(8)?),
+        user_id: r.get(9)?,
+        user_admin: r.get(10)?,
     })
 }
 
@@ -350,6 +352,15 @@ impl SqliteStore {
         }
         let values = values.to_vec();
         self.read(move |c| score_tiers(c, &values)).await
+    }
+
+    pub(super) async fn trust_scores_updated_at(&self) -> Result<Option<crate::model::Timestamp>> {
+        self.read(|c| {
+            c.query_row("SELECT max(scored_at) FROM indicator_scores", [], |r| r.get::<_, Option<i64>>(0))
+                .map(|v| v.map(from_micros))
+                .map_err(db_error)
+        })
+        .await
     }
 
     pub(super) async fn trust_add_feedback(&self, new: NewFeedback) -> Result<Feedback> {

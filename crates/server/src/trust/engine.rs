@@ -1,0 +1,575 @@
+//! The scoring job's state: every indicator's sightings folded per (source, vantage point), the
+//! sources with their reliability, the co-reporting counters of the groups, and the reports
+//! waiting to be judged. It is fed the sightings log and the feedback in order, and answers
+//! which indicators to rescore; the math is `apiary_core::trust`'s, unchanged from the simulator.
+//!
+//! Times are the hub's: a report's order is its `received_at` (a publisher cannot backdate its
+//! way to a lead), its recency the observed time (never later than its arrival).
+
+use std::collections::{HashMap, HashSet};
+
+use apiary_core::trust::groups::{self, CoReports, GroupParams, Groups};
+use apiary_core::trust::reliability::{self, Outcome, ReliabilityParams};
+use apiary_core::trust::score::{Explanation, Score, ScoreParams, Scorer, Scratch, StandingKind};
+use apiary_core::trust::{Depth, Sighting, SourceMeta, Standing, Tier, Timestamp};
+use apiary_core::{parse, Allowlist, IType, Indicator, ListUse, ParseOptions};
+use apiary_store::{Feedback, FeedbackKind, Source, SourceUpdate, TrustSighting};
+
+const DAY: Timestamp = 86_400;
+/// A report not confirmed within this long is dropped unjudged (as in the simulator).
+const PENDING_FOR: Timestamp = 30 * DAY;
+
+/// The depth a sighting reached, from the tags the ingest readers give honeypot sessions
+/// (`apiary_ingest::cowrie::derive::depth_tags`). A feed entry without session detail is a
+/// handshake; a bare `connect` (spoofable) counts for nothing.
+pub fn depth_of(tags: &[String]) -> Depth {
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    if has("download") || has("upload") || has("payload") || has("malware") {
+        Depth::Payload
+    } else if has("commands") || has("tunnel") {
+        Depth::Commands
+    } else if has("login") {
+        Depth::Login
+    } else if has("bruteforce") {
+        Depth::Auth
+    } else if has("connect") && tags.len() == 1 {
+        Depth::Connect
+    } else {
+        Depth::Handshake
+    }
+}
+
+/// Whether a value may be scored: special-use values and `exclude` lists are never scored,
+/// `hold` lists (popular infrastructure) are held below BLOCK until a seed sees them.
+pub fn standing_of(value: &str, itype: IType, reserved: Option<&str>, lists: &Allowlist) -> Standing {
+    if let Some(r) = reserved {
+        return Standing::Excluded(format!("special-use ({r})"));
+    }
+    let ind = match itype {
+        IType::Url | IType::Email => parse(value, Some(itype), &ParseOptions::default()).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| Indicator { itype, value: value.to_string(), port: None, derived: Vec::new(), reserved: None, flags: Vec::new() });
+    if let Some(r) = ind.reserved {
+        return Standing::Excluded(format!("special-use ({})", r.as_str()));
+    }
+    let mut held = None;
+    for l in lists.check(&ind) {
+        match l.use_ {
+            ListUse::Exclude => return Standing::Excluded(format!("allowlisted ({})", l.list)),
+            ListUse::Hold => held = Some(l.list),
+        }
+    }
+    held.map_or(Standing::Normal, Standing::Held)
+}
+
+/// A vantage point: the sensor's name folded to a number (sensors of one feed add evidence
+/// separately, inside their group's cap).
+fn vantage(sensor: Option<&str>) -> u32 {
+    match sensor {
+        None => 0,
+        Some(s) => s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) | 1,
+    }
+}
+
+/// One indicator as the job knows it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub value: String,
+    pub itype: IType,
+    pub standing: Standing,
+    pub sightings: Vec<Sighting>,
+    /// Distinct users who reported it as a false positive.
+    pub fp_users: Vec<i64>,
+    pub first_seed: Option<Timestamp>,
+    /// First list entry (a sighting without a sensor) by a non-seed source: a public listing.
+    pub first_public: Option<Timestamp>,
+    pub refuted: bool,
+    /// What was last stored (confidence, tier): a rescore writes only what changed.
+    pub stored: Option<(u8, u8)>,
+}
+
+/// A source as the job knows it: the core's metadata plus what the store keeps.
+#[derive(Debug, Clone)]
+pub struct SourceState {
+    pub meta: SourceMeta,
+    pub pinned: bool,
+    pub penalties: i64,
+    pub exists: bool,
+}
+
+/// Counts for the job's status line and the benchmark.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub sightings: u64,
+    pub judged: u64,
+    pub leads: u64,
+}
+
+pub struct Engine {
+    pub params: ScoreParams,
+    pub rel: ReliabilityParams,
+    pub gp: GroupParams,
+    lists: &'static Allowlist,
+    index: HashMap<String, u32>,
+    pub items: Vec<Item>,
+    pub sources: Vec<SourceState>,
+    /// Users whose false-positive reports are upheld (refute the reporters): admins and owners
+    /// of seed or established sources. Others' reports only lower the score (bounded).
+    pub trusted_users: HashSet<i64>,
+    co: CoReports,
+    pub groups: Groups,
+    pub scorer: Scorer,
+    pending: Vec<(u32, u32, Timestamp)>,
+    retracted: HashSet<(u32, u32)>,
+    dirty_flag: Vec<bool>,
+    dirty: Vec<u32>,
+    /// The job's clock: the newest arrival seen, or the wall clock when later.
+    pub clock: Timestamp,
+    last_forget: Timestamp,
+    pub cursor: i64,
+    pub feedback_cursor: i64,
+    pub counts: Counts,
+    /// A tier changed since the last full rescore.
+    pub tiers_changed: bool,
+}
+
+impl Engine {
+    pub fn new(lists: &'static Allowlist) -> Engine {
+        let params = ScoreParams::default();
+        let co = CoReports::new(0);
+        let groups = Groups::singletons(0);
+        let scorer = Scorer::new(params.clone(), &[], &groups);
+        Engine {
+            params,
+            rel: ReliabilityParams::default(),
+            gp: GroupParams::default(),
+            lists,
+            index: HashMap::new(),
+            items: Vec::new(),
+            sources: Vec::new(),
+            trusted_users: HashSet::new(),
+            co,
+            groups,
+            scorer,
+            pending: Vec::new(),
+            retracted: HashSet::new(),
+            dirty_flag: Vec::new(),
+            dirty: Vec::new(),
+            clock: 0,
+            last_forget: 0,
+            cursor: 0,
+            feedback_cursor: 0,
+            counts: Counts::default(),
+            tiers_changed: false,
+        }
+    }
+
+    /// Take in the store's sources (new feeds, admin tier changes, declared networks). The
+    /// job's own reliability state is kept for sources it already knows, except what an admin
+    /// pinned. Returns true when groups or tiers must be recomputed.
+    pub fn sync_sources(&mut self, stored: &[Source], first_run: bool) -> bool {
+        let n = stored.iter().map(|s| s.feed_id as usize + 1).max().unwrap_or(0);
+        let mut changed = false;
+        if n > self.sources.len() {
+            let old = self.sources.len();
+            self.sources.extend((old..n).map(|id| SourceState {
+                meta: SourceMeta::new(id as u32, u32::MAX, 0, Vec::new()),
+                pinned: false,
+                penalties: 0,
+                exists: false,
+            }));
+            self.grow_co(n);
+            changed = true;
+        }
+        for s in stored {
+            let st = &mut self.sources[s.feed_id as usize];
+            let networks = s.asn.map(|asn| vec![(asn as u32, (s.feed_id as u32) << 8)]).unwrap_or_default();
+            if !st.exists {
+                st.exists = true;
+                st.meta.owner = s.owner_id as u32;
+                st.meta.created = s.created_at.timestamp();
+                st.meta.tier = s.tier;
+                st.pinned = s.pinned;
+                if first_run {
+                    // The job rebuilds reliability from the log; only an admin's tier carries over.
+                    st.meta.tier = if s.pinned || s.tier == Tier::Seed { s.tier } else { Tier::Probation };
+                }
+                changed = true;
+            }
+            if st.meta.networks != networks {
+                st.meta.networks = networks;
+                changed = true;
+            }
+            // An admin's decision wins over what the job earned.
+            if s.pinned && (st.meta.tier != s.tier || !st.pinned) {
+                st.meta.tier = s.tier;
+                changed = true;
+            }
+            if !s.pinned && st.pinned {
+                // Unpinned (set back to probation): earn the tier again.
+                st.meta.tier = s.tier;
+                changed = true;
+            }
+            if !s.pinned && s.tier == Tier::Seed && st.meta.tier != Tier::Seed {
+                st.meta.tier = Tier::Seed;
+                changed = true;
+            }
+            st.pinned = s.pinned;
+        }
+        self.trusted_users = self
+            .sources
+            .iter()
+            .filter(|s| s.exists && matches!(s.meta.tier, Tier::Seed | Tier::Established))
+            .map(|s| i64::from(s.meta.owner))
+            .collect();
+        if changed {
+            self.tiers_changed = true;
+        }
+        changed
+    }
+
+    /// The co-reporting counters for `n` sources, refilled from the items when they grow.
+    fn grow_co(&mut self, n: usize) {
+        let cap = n.next_power_of_two().max(64);
+        if cap <= self.co.sources() {
+            return;
+        }
+        let mut co = CoReports::new(cap);
+        let seeds: Vec<bool> = (0..cap).map(|i| self.sources.get(i).is_some_and(|s| s.meta.tier == Tier::Seed)).collect();
+        let mut earlier = Vec::new();
+        for it in &self.items {
+            let mut order: Vec<(Timestamp, u32)> = it.sightings.iter().map(|x| (x.first_seen, x.source)).collect();
+            order.sort_unstable();
+            order.dedup_by_key(|x| x.1);
+            earlier.clear();
+            let mut seed_seen = false;
+            for &(_, s) in &order {
+                if !earlier.contains(&s) {
+                    co.record(s, &earlier, seed_seen, |q| seeds[q as usize]);
+                    seed_seen |= seeds[s as usize];
+                    earlier.push(s);
+                }
+            }
+        }
+        self.co = co;
+    }
+
+    fn item_index(&mut self, s: &TrustSighting) -> u32 {
+        if let Some(&i) = self.index.get(&s.indicator) {
+            return i;
+        }
+        let i = self.items.len() as u32;
+        self.items.push(Item {
+            value: s.indicator.clone(),
+            itype: s.itype,
+            standing: standing_of(&s.indicator, s.itype, s.reserved.as_deref(), self.lists),
+            sightings: Vec::new(),
+            fp_users: Vec::new(),
+            first_seed: None,
+            first_public: None,
+            refuted: false,
+            stored: None,
+        });
+        self.dirty_flag.push(false);
+        self.index.insert(s.indicator.clone(), i);
+        i
+    }
+
+    pub fn index_of(&self, value: &str) -> Option<u32> {
+        self.index.get(value).copied()
+    }
+
+    fn mark(&mut self, i: u32) {
+        if !self.dirty_flag[i as usize] {
+            self.dirty_flag[i as usize] = true;
+            self.dirty.push(i);
+        }
+    }
+
+    /// Fold one sighting of the log in. Sightings of feeds the job does not know yet (created
+    /// after the last source sync) are ignored until it does: call `sync_sources` first.
+    pub fn add_sighting(&mut self, s: &TrustSighting) {
+        self.cursor = self.cursor.max(s.seq);
+        let src = s.feed_id as usize;
+        if src >= self.sources.len() || !self.sources[src].exists {
+            return;
+        }
+        self.counts.sightings += 1;
+        let arrived = s.received_at.timestamp();
+        self.clock = self.clock.max(arrived);
+        let observed = s.observed_until.unwrap_or(s.observed_at).timestamp().min(arrived);
+        let first = s.observed_at.timestamp().min(observed);
+        let depth = depth_of(&s.tags);
+        let network = vantage(s.sensor.as_deref());
+        let i = self.item_index(s);
+        let source = src as u32;
+        let is_seed = self.sources[src].meta.tier == Tier::Seed;
+        let retracted = self.retracted.contains(&(source, i));
+        let item = &mut self.items[i as usize];
+        let new_source = !item.sightings.iter().any(|x| x.source == source);
+        match item.sightings.iter_mut().find(|x| x.source == source && x.network == network) {
+            Some(x) => {
+                x.last_seen = x.last_seen.max(observed);
+                x.first_seen = x.first_seen.min(first);
+                x.depth = x.depth.max(depth);
+            }
+            None => item.sightings.push(Sighting { source, network, first_seen: first, last_seen: observed, depth, retracted }),
+        }
+        if new_source {
+            let earlier: Vec<u32> = item.sightings.iter().map(|x| x.source).filter(|&q| q != source).collect::<HashSet<_>>().into_iter().collect();
+            let seed_seen = item.first_seed.is_some();
+            let sources = &self.sources;
+            self.co.record(source, &earlier, seed_seen, |q| sources.get(q as usize).is_some_and(|s| s.meta.tier == Tier::Seed));
+            if is_seed && item.first_seed.is_none() {
+                item.first_seed = Some(arrived);
+                let others: Vec<u32> = earlier.into_iter().filter(|&q| self.sources[q as usize].meta.tier != Tier::Seed).collect();
+                self.co.seed_saw(&others);
+            }
+            if !is_seed && s.sensor.is_none() && item.first_public.is_none() {
+                item.first_public = Some(arrived);
+            }
+            if !is_seed {
+                self.pending.push((source, i, arrived));
+            }
+        }
+        self.mark(i);
+    }
+
+    /// Take one piece of feedback in.
+    pub fn add_feedback(&mut self, f: &Feedback) {
+        self.feedback_cursor = self.feedback_cursor.max(f.id);
+        self.clock = self.clock.max(f.created_at.timestamp());
+        let Some(i) = self.index_of(&f.indicator) else {
+            // Feedback on a value no source reported: nothing to score or judge yet. A retraction
+            // is remembered for sightings that may still be on their way.
+            if let (FeedbackKind::Retraction, Some(feed)) = (f.kind, f.feed_id) {
+                let i = self.item_index(&TrustSighting {
+                    seq: 0,
+                    feed_id: feed,
+                    indicator: f.indicator.clone(),
+                    itype: f.itype,
+                    reserved: None,
+                    observed_at: f.created_at,
+                    observed_until: None,
+                    received_at: f.created_at,
+                    tags: Vec::new(),
+                    sensor: None,
+                });
+                self.retracted.insert((feed as u32, i));
+            }
+            return;
+        };
+        let now = self.clock;
+        match f.kind {
+            FeedbackKind::FalsePositive => {
+                let user = f.user_id;
+                let item = &mut self.items[i as usize];
+                if !item.fp_users.contains(&user) {
+                    item.fp_users.push(user);
+                }
+                // Upheld (an admin's or a trusted source owner's report): every non-seed
+                // reporter of the value is refuted once.
+                if (f.user_admin || self.trusted_users.contains(&user)) && !item.refuted {
+                    item.refuted = true;
+                    let reporters: HashSet<u32> = item.sightings.iter().map(|x| x.source).collect();
+                    for s in reporters {
+                        self.apply(s, Outcome::Refuted, now);
+                    }
+                }
+            }
+            FeedbackKind::Retraction => {
+                let Some(feed) = f.feed_id else { return };
+                let source = feed as u32;
+                if self.retracted.insert((source, i)) {
+                    let item = &mut self.items[i as usize];
+                    let mut had = false;
+                    for x in item.sightings.iter_mut().filter(|x| x.source == source) {
+                        x.retracted = true;
+                        had = true;
+                    }
+                    if had {
+                        self.apply(source, Outcome::Retracted, now);
+                    }
+                }
+            }
+        }
+        self.mark(i);
+    }
+
+    fn apply(&mut self, source: u32, outcome: Outcome, now: Timestamp) {
+        let Some(st) = self.sources.get_mut(source as usize) else { return };
+        if st.meta.tier == Tier::Seed {
+            return;
+        }
+        if matches!(outcome, Outcome::Benign | Outcome::Refuted | Outcome::Retracted) {
+            st.penalties += 1;
+        }
+        if outcome == Outcome::Lead {
+            self.counts.leads += 1;
+        }
+        self.counts.judged += 1;
+        reliability::apply(&mut st.meta, outcome, now, &self.rel);
+    }
+
+    /// The reliability job: forget by the days passed, judge the pending reports, re-earn
+    /// tiers. Returns true when a tier changed (the scorer must be rebuilt, a full rescore).
+    pub fn judge(&mut self) -> bool {
+        let now = self.clock;
+        if self.last_forget == 0 {
+            self.last_forget = now;
+        }
+        let days = (now - self.last_forget) / DAY;
+        if days > 0 {
+            for s in self.sources.iter_mut().filter(|s| s.meta.tier != Tier::Seed) {
+                reliability::forget(&mut s.meta.reliability, days as f64, &self.rel);
+            }
+            self.last_forget += days * DAY;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut outcomes = Vec::new();
+        pending.retain(|&(s, i, t)| {
+            let item = &self.items[i as usize];
+            if matches!(item.standing, Standing::Excluded(_)) {
+                outcomes.push((s, Outcome::Benign));
+                return false;
+            }
+            if item.refuted || self.retracted.contains(&(s, i)) {
+                return false;
+            }
+            let own = self.group_of(s);
+            let mut est: [u32; 2] = [u32::MAX; 2];
+            let mut n_est = 0;
+            for x in &item.sightings {
+                let g = self.group_of(x.source);
+                if g != own && !x.retracted && self.sources[x.source as usize].meta.tier == Tier::Established && !est[..n_est].contains(&g) {
+                    est[n_est] = g;
+                    n_est += 1;
+                    if n_est == 2 {
+                        break;
+                    }
+                }
+            }
+            let confirmed = item.first_seed.is_some() || n_est >= 2;
+            match reliability::judge(t, item.first_public, item.first_seed, confirmed) {
+                Some(o) => {
+                    outcomes.push((s, o));
+                    false
+                }
+                None => now - t < PENDING_FOR,
+            }
+        });
+        self.pending = pending;
+        for (s, o) in outcomes {
+            self.apply(s, o, now);
+        }
+        let mut changed = false;
+        for s in self.sources.iter_mut().filter(|s| s.exists && !s.pinned) {
+            let tier = reliability::earned_tier(&s.meta, now, &self.rel);
+            if tier != s.meta.tier {
+                s.meta.tier = tier;
+                changed = true;
+            }
+        }
+        if changed {
+            self.tiers_changed = true;
+        }
+        changed
+    }
+
+    fn group_of(&self, s: u32) -> u32 {
+        self.groups.of_source.get(s as usize).copied().unwrap_or(u32::MAX - s)
+    }
+
+    /// Recompute the independence groups and the scorer (after tier changes, daily).
+    pub fn regroup(&mut self) {
+        let metas: Vec<SourceMeta> = self.metas();
+        let mut co_metas = metas.clone();
+        // The counters may be wider than the sources (rounded up): pad with phantom sources.
+        for id in co_metas.len()..self.co.sources() {
+            co_metas.push(SourceMeta::new(id as u32, u32::MAX - id as u32, 0, Vec::new()));
+        }
+        self.groups = groups::compute(&co_metas, &self.co, &self.gp);
+        self.scorer = Scorer::new(self.params.clone(), &co_metas, &self.groups);
+        self.tiers_changed = false;
+    }
+
+    fn metas(&self) -> Vec<SourceMeta> {
+        self.sources
+            .iter()
+            .map(|s| {
+                let mut m = s.meta.clone();
+                if !s.exists {
+                    m.tier = Tier::Quarantined;
+                    m.owner = u32::MAX - m.id;
+                }
+                m
+            })
+            .collect()
+    }
+
+    /// The indicators touched since the last call.
+    pub fn take_dirty(&mut self) -> Vec<u32> {
+        for &i in &self.dirty {
+            self.dirty_flag[i as usize] = false;
+        }
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn all(&self) -> Vec<u32> {
+        (0..self.items.len() as u32).filter(|&i| !self.items[i as usize].sightings.is_empty()).collect()
+    }
+
+    pub fn score(&self, scratch: &mut Scratch, i: u32, now: Timestamp) -> Score {
+        let it = &self.items[i as usize];
+        self.scorer.score_with(scratch, it.itype, StandingKind::from(&it.standing), &it.sightings, it.fp_users.len() as u32, now, None)
+    }
+
+    pub fn explain(&self, i: u32, now: Timestamp) -> Explanation {
+        let it = &self.items[i as usize];
+        self.scorer.explain(it.itype, &it.standing, &it.sightings, it.fp_users.len() as u32, now)
+    }
+
+    /// What to write back for every source the job knows.
+    pub fn source_updates(&self) -> Vec<SourceUpdate> {
+        self.sources
+            .iter()
+            .filter(|s| s.exists)
+            .map(|s| SourceUpdate {
+                feed_id: i64::from(s.meta.id),
+                tier: s.meta.tier,
+                alpha: s.meta.reliability.alpha,
+                beta: s.meta.reliability.beta,
+                leads: i64::from(s.meta.leads),
+                penalties: s.penalties,
+                last_penalty: s.meta.last_penalty.and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
+                group_id: self.groups.of_source.get(s.meta.id as usize).map(|&g| i64::from(g)),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_follows_the_session_tags() {
+        let t = |v: &[&str]| depth_of(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(t(&[]), Depth::Handshake);
+        assert_eq!(t(&["scanner"]), Depth::Handshake);
+        assert_eq!(t(&["connect"]), Depth::Connect);
+        assert_eq!(t(&["bruteforce"]), Depth::Auth);
+        assert_eq!(t(&["bruteforce", "login"]), Depth::Login);
+        assert_eq!(t(&["login", "commands"]), Depth::Commands);
+        assert_eq!(t(&["login", "commands", "download"]), Depth::Payload);
+    }
+
+    #[test]
+    fn special_use_and_allowlisted_values_are_excluded() {
+        let lists: &'static Allowlist = Box::leak(Box::new(Allowlist::builtin()));
+        assert!(matches!(standing_of("10.0.0.1", IType::Ipv4, Some("private"), lists), Standing::Excluded(_)));
+        assert!(matches!(standing_of("8.8.8.8", IType::Ipv4, None, lists), Standing::Excluded(_)));
+        assert_eq!(standing_of("93.184.216.34", IType::Ipv4, None, lists), Standing::Normal);
+    }
+}
