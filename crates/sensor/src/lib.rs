@@ -343,7 +343,7 @@ pub fn run(config: &Config, mode: Mode, stop: &AtomicBool) -> Result<Stats, Erro
         }
         // Read while the spool has room; while the hub answers, only a few batches ahead.
         let hub_away = backoff.failures() > 0;
-        let mut at_end = true;
+        let at_end;
         let full = spool.is_full();
         if full && !was_full {
             tracing::warn!(
