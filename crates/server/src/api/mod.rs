@@ -7,6 +7,7 @@ pub mod feeds;
 pub mod health;
 pub mod indicators;
 pub mod publish;
+pub mod sessions;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;
@@ -37,6 +38,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/feeds/{owner}/{feed}/events", get(events::list).post(events::ingest))
         .route("/api/v1/indicators", get(indicators::query))
         .route("/api/v1/indicators/{*value}", get(indicators::detail))
+        .route("/api/v1/feeds/{owner}/{feed}/sessions", post(sessions::publish))
+        .route("/api/v1/feeds/{owner}/{feed}/sensors", get(sessions::sensors).post(sessions::add_sensor))
+        .route("/api/v1/feeds/{owner}/{feed}/sensors/{name}", delete(sessions::remove_sensor))
+        .route("/api/v1/sessions", get(sessions::list))
+        .route("/api/v1/attackers/{ip}", get(sessions::attacker))
+        .route("/api/v1/payloads/{sha256}", get(sessions::payload))
+        .route("/api/v1/campaigns", get(sessions::campaigns_list))
+        .route("/api/v1/campaigns/{id}", get(sessions::campaign))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/users", get(users::list).post(users::create))
