@@ -18,7 +18,7 @@ use apiary_core::trust::compare::{compare, Comparison, Entry, FeedInfo, ValueEnt
 use apiary_core::trust::groups::{self, CoReports, GroupParams, Groups};
 use apiary_core::trust::score::{ScoreParams, Scorer};
 use apiary_core::trust::{Beta, SourceMeta, Tier};
-use apiary_core::Allowlist;
+use apiary_core::{Allowlist, IType};
 use apiary_store::{LeaseOptions, LeasedJob, Result, Store, StoreError};
 use tokio::sync::watch;
 
@@ -97,13 +97,13 @@ pub async fn run(store: Arc<dyn Store>, options: CompareOptions, mut stop: watch
 
 /// Compare every feed now and store the result. Public for `apiary feed compare --data` and tests.
 pub async fn run_once(store: &dyn Store, lists: &'static Allowlist) -> Result<Comparison> {
-    let c = compute(store, lists, chrono::Utc::now().timestamp()).await?;
+    let c = compute(store, lists, chrono::Utc::now().timestamp(), None).await?;
     store.put_feed_comparison(&c).await?;
     Ok(c)
 }
 
-/// Compare every feed as of `now` (seconds), without storing.
-pub async fn compute(store: &dyn Store, lists: &'static Allowlist, now: i64) -> Result<Comparison> {
+/// Compare every feed as of `now` (seconds), over the values of `itype` (or all), without storing.
+pub async fn compute(store: &dyn Store, lists: &'static Allowlist, now: i64, itype: Option<IType>) -> Result<Comparison> {
     let feeds = store.list_feeds(None).await?;
     let index: HashMap<i64, u32> = feeds.iter().enumerate().map(|(i, f)| (f.id, i as u32)).collect();
     let (metas, groups, trusted_by) = sources(store, &feeds).await?;
@@ -123,7 +123,7 @@ pub async fn compute(store: &dyn Store, lists: &'static Allowlist, now: i64) -> 
         let page = store.feed_presence_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.indicator_id;
-        for v in page {
+        for v in page.into_iter().filter(|v| itype.is_none_or(|t| t == v.itype)) {
             let entries: Vec<Entry> = v
                 .feeds
                 .iter()

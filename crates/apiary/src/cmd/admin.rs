@@ -5,25 +5,43 @@
 //! accounts).
 
 use anyhow::{bail, Context};
-use apiary_store::sqlite::SqliteStore;
 use apiary_store::{NewFeed, Scopes, Store, StoreError, Timestamp, Visibility};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Where the hub keeps its data. Shared by every command that works on the data directory.
-#[derive(Args, Debug, Clone)]
+/// Where the hub keeps its data. Shared by every command that works on the hub's store;
+/// resolved by [`super::store_url::resolve`] (flag > environment > config file > default).
+#[derive(Args, Debug, Clone, Default)]
 pub struct DataDir {
-    /// The hub's data directory (the one `apiary serve` uses).
-    #[arg(long = "data", value_name = "DIR", env = "APIARY_DATA", default_value = "./apiary-data", global = true)]
-    pub dir: PathBuf,
+    /// The hub's data directory (the one `apiary serve` uses): short for --store sqlite:DIR
+    /// [env: APIARY_DATA] [default: ./apiary-data].
+    #[arg(long = "data", value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+    /// The hub's store: sqlite:DIR or postgres://USER@HOST[:PORT]/DB, as `apiary serve --store`
+    /// [env: APIARY_STORE].
+    #[arg(long = "store", value_name = "URL", global = true)]
+    pub store: Option<String>,
+    /// Config file whose `store` or `data` key names the store (the file `apiary serve` reads).
+    #[arg(long = "config", value_name = "FILE", env = "APIARY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 impl DataDir {
-    /// Open the store. Fails with a readable message if the directory cannot be used.
-    pub fn open(&self) -> anyhow::Result<SqliteStore> {
-        SqliteStore::open(&self.dir).with_context(|| format!("cannot open the data directory {}", self.dir.display()))
+    /// A data directory given by path.
+    pub fn from_dir(dir: PathBuf) -> DataDir {
+        DataDir { dir: Some(dir), ..DataDir::default() }
+    }
+
+    /// The store these flags, the environment and the config file name.
+    pub fn url(&self) -> anyhow::Result<super::store_url::StoreUrl> {
+        super::store_url::resolve(self.store.as_deref(), self.dir.as_deref(), self.config.as_deref())
+    }
+
+    /// Open the store. Fails with a readable message if it cannot be used.
+    pub fn open(&self) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+        self.url()?.open()
     }
 }
 
@@ -312,9 +330,14 @@ pub enum FeedCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the feeds: volume, overlap, latency, marginal lift (docs/compare.md).
+    Compare(super::compare::CompareArgs),
 }
 
 pub fn run_feed(a: FeedArgs) -> anyhow::Result<ExitCode> {
+    if let FeedCommand::Compare(c) = a.command {
+        return super::compare::run(c, a.data);
+    }
     let store = a.data.open()?;
     let rt = runtime()?;
     match a.command {
@@ -348,6 +371,7 @@ pub fn run_feed(a: FeedArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e).context("cannot create the feed"),
             }
         }
+        FeedCommand::Compare(_) => unreachable!("handled above"),
         FeedCommand::List { owner, json } => {
             let feeds = rt.block_on(store.list_feeds(owner.as_deref()))?;
             if json {
@@ -400,14 +424,18 @@ pub fn run_backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
     if a.file.exists() {
         bail!("{} already exists; choose a new file name", a.file.display());
     }
-    if !a.data.dir.join(apiary_store::sqlite::DB_FILE).exists() {
-        bail!("no hub data in {} (expected {})", a.data.dir.display(), apiary_store::sqlite::DB_FILE);
+    let url = a.data.url()?;
+    let Some(dir) = url.sqlite_dir().map(PathBuf::from) else {
+        bail!("{} is PostgreSQL: back it up with pg_dump (docs/scale-out.md, \"Backups\")", url.label());
+    };
+    if !dir.join(apiary_store::sqlite::DB_FILE).exists() {
+        bail!("no hub data in {} (expected {})", dir.display(), apiary_store::sqlite::DB_FILE);
     }
     let store = a.data.open()?;
     let rt = runtime()?;
     rt.block_on(store.backup(&a.file)).with_context(|| format!("backup to {} failed", a.file.display()))?;
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
-    println!("backed up {} to {} ({} bytes)", a.data.dir.display(), a.file.display(), size);
+    println!("backed up {} to {} ({} bytes)", dir.display(), a.file.display(), size);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod client;
+pub mod compare;
+pub mod demo;
 pub mod export;
 pub mod hpfeeds;
 pub mod import;
@@ -10,7 +12,9 @@ pub mod parse;
 pub mod sensor;
 pub mod serve;
 pub mod simulate;
+pub mod store_url;
 pub mod stream;
+pub mod trust;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,6 +61,8 @@ pub enum Command {
     Sensor(sensor::SensorArgs),
     /// Run the trust model and baselines on a simulated Internet with adversaries.
     Simulate(simulate::SimulateArgs),
+    /// Load a simulated world (honeypots, blocklists, Sybils) into a hub, for a realistic demo.
+    Demo(demo::DemoArgs),
     /// Follow a feed on a hub (OWNER/NAME); `apiary stream --subscriptions` streams them.
     Subscribe(stream::SubscribeArgs),
     /// Stop following a feed (OWNER/NAME).
@@ -67,6 +73,14 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// Push subscriptions: a filtered stream POSTed to a URL.
     Webhook(stream::WebhookArgs),
+    /// Feeds as sources: tiers (seed, established, probation, quarantined) and reliability.
+    Source(trust::SourceArgs),
+    /// Show an indicator's score (confidence, tier) and the terms that made it.
+    Score(trust::ScoreArgs),
+    /// Report a false positive to a hub.
+    Feedback(trust::FeedbackArgs),
+    /// Take a value back from one of your feeds on a hub (kept in history).
+    Retract(trust::RetractArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -85,11 +99,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Hpfeeds(a) => hpfeeds::run(a),
         Command::Sensor(a) => sensor::run(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Subscribe(a) => stream::run_subscribe(a),
         Command::Unsubscribe(a) => stream::run_unsubscribe(a),
         Command::Subscriptions(a) => stream::run_subscriptions(a),
         Command::Stream(a) => stream::run_stream(a),
         Command::Webhook(a) => stream::run_webhook(a),
+        Command::Source(a) => trust::run_source(a),
+        Command::Score(a) => trust::run_score(a),
+        Command::Feedback(a) => trust::run_feedback(a),
+        Command::Retract(a) => trust::run_retract(a),
     };
     match result {
         Ok(code) => code,
