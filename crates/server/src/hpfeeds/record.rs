@@ -2,7 +2,8 @@
 //!
 //! The message is read as a Cowrie session (`apiary_ingest::hpfeeds::cowrie_sessions`),
 //! derived into reports by the same code as a log import (every value through
-//! `apiary_core::parse`), and appended through the store: durable before the next frame of
+//! `apiary_core::parse`), and appended through the store with the session itself
+//! (`Store::append_sessions`, for the attacker and campaign views): durable before the next frame of
 //! that connection is read. The sensor is the message's `sensor` field, else the ident. The
 //! feed's owner is the reporter. Reports carry idempotency keys, so a sensor that also ships its
 //! log (under the same sensor name) is not counted twice.
@@ -62,9 +63,7 @@ impl Recorder {
         for (what, value, why) in &derived.rejected {
             tracing::info!(ident, session = %s.session, "hpfeeds: `{what}` {value:?} refused: {why}");
         }
-        if derived.reports.is_empty() {
-            return Recorded::Stored { stored: 0, duplicates: 0 };
-        }
+        let record = apiary_ingest::cowrie::record::record_parsing(s, &self.derive.parse);
         let (owner, name) = match split_feed(feed) {
             Ok(x) => x,
             Err(e) => return Recorded::Dropped(e.to_string()),
@@ -74,6 +73,19 @@ impl Recorder {
             Ok(None) => return Recorded::Dropped(format!("the ident's feed `{feed}` does not exist")),
             Err(e) => return Recorded::Dropped(format!("reading feed `{feed}`: {e}")),
         };
+        // The session itself (a log import of the same session, with more events, replaces it).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.append_sessions(vec![apiary_store::NewSession { feed_id: feed.id, record: record.clone() }]).await {
+                Ok(_) => break,
+                Err(StoreError::Busy) if tries < BUSY_TRIES => tokio::time::sleep(Duration::from_millis(50 << tries)).await,
+                Err(e) => return Recorded::Dropped(format!("store (session): {e}")),
+            }
+        }
+        if derived.reports.is_empty() {
+            return Recorded::Stored { stored: 0, duplicates: 0 };
+        }
         let now = chrono::Utc::now();
         let batch: Vec<NewSighting> =
             derived.reports.into_iter().map(|r| crate::intake::report_sighting(r, feed.id, feed.owner_id, now)).collect();
