@@ -7,6 +7,7 @@
 //! collapsed before routing ([`crate::paths`]). Times are RFC 3339 UTC, which the CLI's table
 //! printer (`arrow.get`) parses.
 
+use apiary_core::enrich::Enrichment;
 use apiary_core::IType;
 use apiary_store::{Feed, FeedRecord, NewFeed, Query, StoreError, Visibility};
 use axum::body::Bytes;
@@ -79,8 +80,11 @@ fn location(base: &str, feed: &Feed, id: i64) -> String {
     format!("{base}/api/users/{}/feeds/{}/indicators/{id}", feed.owner, feed.name)
 }
 
-/// An indicator as the CSIRTG clients read it (create reply, show, feed show, search).
-fn indicator_view(r: &FeedRecord, feed: &Feed, base: &str) -> Value {
+/// An indicator as the CSIRTG clients read it (create reply, show, feed show, search), with
+/// `asn`, `asn_desc` and `cc` from the hub's IP-to-ASN tables when it has them.
+fn indicator_view(r: &FeedRecord, feed: &Feed, base: &str, net: &Enrichment) -> Value {
+    let network = net.lookup_indicator(r.itype, &r.indicator);
+    let [(_, asn), (_, asn_desc), (_, cc)] = crate::enrich::fields(network.as_ref());
     let portlist = (!r.portlist.is_empty())
         .then(|| r.portlist.iter().map(u16::to_string).collect::<Vec<_>>().join(","));
     json!({
@@ -108,9 +112,9 @@ fn indicator_view(r: &FeedRecord, feed: &Feed, base: &str) -> Value {
         "license": license(feed),
         "comments": [],
         "attachments": [],
-        "asn": Value::Null,
-        "asn_desc": "",
-        "cc": "",
+        "asn": asn,
+        "asn_desc": asn_desc,
+        "cc": cc,
         "content": Value::Null,
     })
 }
@@ -168,7 +172,7 @@ async fn search(
     let query = Query { value: Some(ind.value), reader: caller.reader(), limit: limit_param(&state, &p.limit)?, ..Query::default() };
     let page = state.store.query(&query).await?;
     let base = state.base_url(&headers);
-    let items: Vec<Value> = feeds_of(&state, &page.items).await?.iter().map(|(r, f)| indicator_view(r, f, &base)).collect();
+    let items: Vec<Value> = feeds_of(&state, &page.items).await?.iter().map(|(r, f)| indicator_view(r, f, &base, &state.config.asn.get())).collect();
     Ok(Json(Value::Array(items)))
 }
 
@@ -275,7 +279,7 @@ async fn feed_show(
     let base = state.base_url(&headers);
     let records = feed_records(&state, &caller, &feed, &p).await?;
     let mut view = feed_view(&feed);
-    view["indicators"] = records.iter().map(|r| indicator_view(r, &feed, &base)).collect();
+    view["indicators"] = records.iter().map(|r| indicator_view(r, &feed, &base, &state.config.asn.get())).collect();
     Ok(Json(view))
 }
 
@@ -290,7 +294,7 @@ async fn feed_indicators(
     let feed = readable_feed(&state, &caller, &user, &name).await?;
     let base = state.base_url(&headers);
     let records = feed_records(&state, &caller, &feed, &p).await?;
-    Ok(Json(records.iter().map(|r| indicator_view(r, &feed, &base)).collect()))
+    Ok(Json(records.iter().map(|r| indicator_view(r, &feed, &base, &state.config.asn.get())).collect()))
 }
 
 /// `DELETE /users/{u}/feeds/{f}`
@@ -354,7 +358,7 @@ async fn indicator_create(
         .get_record(outcome.record_id)
         .await?
         .ok_or_else(|| StoreError::Internal(format!("record {} missing after append", outcome.record_id)))?;
-    let view = indicator_view(&record, &feed, &state.base_url(&headers));
+    let view = indicator_view(&record, &feed, &state.base_url(&headers), &state.config.asn.get());
     let appended = Appended(u64::from(!outcome.duplicate));
     Ok((StatusCode::CREATED, Extension(appended), Json(view)).into_response())
 }
@@ -405,7 +409,7 @@ async fn indicators_bulk(
     let mut created = Vec::with_capacity(outcomes.len());
     for o in &outcomes {
         if let Some(r) = state.store.get_record(o.record_id).await? {
-            created.push(indicator_view(&r, &feed, &base));
+            created.push(indicator_view(&r, &feed, &base, &state.config.asn.get()));
         }
     }
     Ok((StatusCode::CREATED, Extension(Appended(appended)), Json(json!({"indicators": created, "rejected": rejected})))
@@ -435,7 +439,7 @@ async fn indicator_show(
     Path((user, name, id)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (record, feed) = record_in_feed(&state, &caller, &user, &name, &id).await?;
-    Ok(Json(indicator_view(&record, &feed, &state.base_url(&headers))))
+    Ok(Json(indicator_view(&record, &feed, &state.base_url(&headers), &state.config.asn.get())))
 }
 
 /// `GET|POST(null) /users/{u}/feeds/{f}/indicators/{id}/comments`: the `comment`s publishers

@@ -1,6 +1,7 @@
 //! Native JSON views of stored records (field names as in docs/native-api.md; times RFC 3339 UTC).
 //! The CSIRTG routes have their own views in [`crate::csirtg`].
 
+use apiary_core::enrich::Enrichment;
 use apiary_core::time::format_time;
 use apiary_store::{Feed, FeedRecord, Sighting, TokenInfo, User};
 use serde_json::{json, Value};
@@ -36,6 +37,20 @@ pub fn record(r: &FeedRecord) -> Value {
         "created_at": time(r.created_at),
         "updated_at": time(r.updated_at),
     })
+}
+
+/// A feed record with its network fields (`asn`, `asn_desc`, `cc`; see [`crate::enrich`]).
+pub fn record_in(net: &Enrichment, r: &FeedRecord) -> Value {
+    let mut v = record(r);
+    crate::enrich::annotate(&mut v, net, r.itype, &r.indicator);
+    v
+}
+
+/// A stored sighting with its network fields.
+pub fn sighting_in(net: &Enrichment, s: &Sighting) -> Value {
+    let mut v = sighting(s);
+    crate::enrich::annotate(&mut v, net, s.itype, &s.indicator);
+    v
 }
 
 /// One stored sighting, with the fields its publisher sent that the hub has no column for.

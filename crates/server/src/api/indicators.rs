@@ -97,8 +97,8 @@ pub async fn build_query(state: &AppState, caller: &Caller, f: &Filters, feed: O
     Ok(q)
 }
 
-fn page_json(items: &[FeedRecord], next: Option<String>) -> Value {
-    json!({"items": items.iter().map(views::record).collect::<Vec<_>>(), "next": next})
+fn page_json(net: &apiary_core::enrich::Enrichment, items: &[FeedRecord], next: Option<String>) -> Value {
+    json!({"items": items.iter().map(|r| views::record_in(&net, r)).collect::<Vec<_>>(), "next": next})
 }
 
 /// `GET /api/v1/indicators?q=&within=&domain=&itype=&tags=&feed=&since=&until=&limit=&cursor=`
@@ -109,7 +109,7 @@ pub async fn query(
 ) -> Result<Json<Value>, ApiError> {
     let q = build_query(&state, &caller, &f, None).await?;
     let page = state.store.query(&q).await?;
-    Ok(Json(page_json(&page.items, page.next)))
+    Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
 }
 
 /// `GET /api/v1/feeds/{owner}/{feed}/indicators?...`
@@ -122,7 +122,7 @@ pub async fn feed_records(
     let feed = readable_feed(&state, &caller, &owner, &name).await?;
     let q = build_query(&state, &caller, &f, Some(&feed)).await?;
     let page = state.store.query(&q).await?;
-    Ok(Json(page_json(&page.items, page.next)))
+    Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
 }
 
 /// How many sightings the detail view lists.
@@ -145,6 +145,7 @@ pub async fn detail(
     let feed_ids: Vec<i64> = records.iter().map(|r| r.feed_id).collect();
     let sightings = state.store.sightings_of(&ind.value, Some(&feed_ids), DETAIL_SIGHTINGS).await?;
     let owners: BTreeSet<&str> = records.iter().filter_map(|r| r.feed.split('/').next()).collect();
+    let net = state.config.asn.get();
     let summary = json!({
         "firsttime": records.iter().map(|r| r.firsttime).min().map(views::time),
         "lasttime": records.iter().map(|r| r.lasttime).max().map(views::time),
@@ -158,7 +159,7 @@ pub async fn detail(
         "itype": ind.itype.as_str(),
         "reserved": ind.reserved.map(|r| r.as_str()),
         "summary": summary,
-        "records": records.iter().map(views::record).collect::<Vec<_>>(),
-        "sightings": sightings.iter().map(views::sighting).collect::<Vec<_>>(),
+        "records": records.iter().map(|r| views::record_in(&net, r)).collect::<Vec<_>>(),
+        "sightings": sightings.iter().map(|s| views::sighting_in(&net, s)).collect::<Vec<_>>(),
     })))
 }

@@ -82,5 +82,5 @@ pub async fn records(
     }
     q.feed_ids = Some(ids);
     let page = state.store.query(&q).await?;
-    Ok(Json(json!({"items": page.items.iter().map(views::record).collect::<Vec<_>>(), "next": page.next})))
+    Ok(Json(json!({"items": page.items.iter().map(|r| views::record_in(&state.config.asn.get(), r)).collect::<Vec<_>>(), "next": page.next})))
 }

@@ -6,12 +6,20 @@
 //! - `itype`: one or more types, comma separated; `tags`: every listed tag must be present;
 //! - `confidence` (or `min_confidence`): the publisher's claimed confidence is at least this
 //!   (hub scoring does not exist yet; `tier` is accepted and reported as not applied);
-//! - `network`: addresses inside any of these CIDRs (comma separated). `asn` is refused until
-//!   ASN enrichment exists.
+//! - `cidr` (or `network`): addresses inside any of these CIDRs or addresses, IPv4 or IPv6
+//!   (comma separated);
+//! - `asn`: addresses whose AS number, from the hub's IP-to-ASN tables (`--asn-db`), is one of
+//!   these (`64500` or `AS64500`, comma separated); refused when the hub has no tables.
+//!
+//! With `cidr` or `asn`, only values that are addresses pass, and URLs whose host is an
+//! address that matches (`http://198.51.100.7/x.sh`); domains, e-mails, hashes and URLs with a
+//! name as host never do (resolving names would make the filter depend on DNS at stream time).
+//! A CIDR value passes `cidr` when it lies wholly inside; it has no single AS, so never `asn`.
 
 use std::net::IpAddr;
 
 use apiary_bus::LoggedSighting;
+use apiary_core::enrich::address_of;
 use apiary_core::{parse, IType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,6 +49,8 @@ pub struct FilterParams {
     pub tier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "loose_string")]
     pub asn: Option<String>,
 }
@@ -98,6 +108,9 @@ pub struct StreamFilter {
     /// Accepted, not applied (no scoring yet).
     pub tier: Option<String>,
     networks: Vec<Net>,
+    /// AS numbers asked for, and the tables that say an address's AS.
+    asns: Vec<u32>,
+    asn_db: Option<std::sync::Arc<crate::enrich::AsnDb>>,
 }
 
 impl StreamFilter {
@@ -129,19 +142,27 @@ impl StreamFilter {
                 Some(c.ok_or_else(|| ApiError::invalid("invalid_confidence", format!("`confidence` `{v}`: a number of at least 0")))?);
         }
         f.tier = nonempty(&p.tier).map(str::to_string);
-        if let Some(v) = nonempty(&p.network) {
+        for v in [nonempty(&p.cidr), nonempty(&p.network)].into_iter().flatten() {
             for cidr in list(v) {
                 let ind = parse(cidr, None, &state.parse_options)
                     .map_err(|r| ApiError::invalid(r.code.as_str(), format!("`network`: {}", r.message)))?;
                 let net = if ind.itype.is_address() { net_of(&ind.value) } else { None };
-                f.networks.push(net.ok_or_else(|| ApiError::invalid("type_mismatch", format!("`network`: `{cidr}` is not an address or CIDR")))?);
+                f.networks.push(net.ok_or_else(|| ApiError::invalid("type_mismatch", format!("`cidr`: `{cidr}` is not an address or CIDR")))?);
             }
         }
-        if nonempty(&p.asn).is_some() {
-            return Err(ApiError::invalid(
-                "unsupported_filter",
-                "`asn` needs ASN enrichment of sightings, which this hub does not do yet; use `network` with your CIDRs",
-            ));
+        if let Some(v) = nonempty(&p.asn) {
+            for a in list(v) {
+                let digits = a.strip_prefix("AS").or_else(|| a.strip_prefix("as")).unwrap_or(a);
+                let n = digits.parse::<u32>().map_err(|_| ApiError::invalid("invalid_asn", format!("`asn`: `{a}` is not an AS number (64500 or AS64500)")))?;
+                f.asns.push(n);
+            }
+            if !state.config.asn.is_loaded() {
+                return Err(ApiError::invalid(
+                    "unsupported_filter",
+                    "`asn` needs the hub's IP-to-ASN table, and this hub has none (apiary serve --asn-db FILE); use `cidr` with your prefixes",
+                ));
+            }
+            f.asn_db = Some(state.config.asn.clone());
         }
         Ok(f)
     }
@@ -165,8 +186,19 @@ impl StreamFilter {
             }
         }
         if !self.networks.is_empty() {
-            let Some(v) = (if s.itype.is_address() { net_of(&s.indicator) } else { None }) else { return false };
+            let v = match s.itype {
+                IType::Ipv4 | IType::Ipv6 => net_of(&s.indicator),
+                IType::Url => address_of(s.itype, &s.indicator).and_then(|a| net_of(&a.to_string())),
+                _ => None,
+            };
+            let Some(v) = v else { return false };
             if !self.networks.iter().any(|n| n.v6 == v.v6 && n.start <= v.start && v.end <= n.end) {
+                return false;
+            }
+        }
+        if !self.asns.is_empty() {
+            let asn = self.asn_db.as_ref().and_then(|db| db.get().lookup_indicator(s.itype, &s.indicator)).and_then(|n| n.asn);
+            if !asn.is_some_and(|a| self.asns.contains(&a)) {
                 return false;
             }
         }

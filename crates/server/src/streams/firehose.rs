@@ -81,7 +81,8 @@ async fn run(mut socket: WebSocket, state: AppState, caller: Caller, token: Opti
             out = next_event => match out {
                 Out::Event(ev) => {
                     let ident = &subscribed.as_ref().expect("subscribed").0;
-                    Message::Text(format!("{{\"identifier\":{ident},\"message\":{}}}", ev.json()).into())
+                    let message = crate::enrich::event_json(&state.config.asn.get(), &ev);
+                    Message::Text(format!("{{\"identifier\":{ident},\"message\":{message}}}").into())
                 }
                 Out::Lagged(_) => continue,
                 Out::End(why) => {

@@ -159,8 +159,9 @@ fn cursor(headers: &HeaderMap, after: Option<&str>) -> Result<Option<i64>, ApiEr
     }
 }
 
-fn sse_event(ev: &Event) -> SseEvent {
-    SseEvent::default().id(ev.seq().to_string()).event("sighting").data(ev.json())
+fn sse_event(ev: &Event, state: &AppState) -> SseEvent {
+    let data = crate::enrich::event_json(&state.config.asn.get(), ev);
+    SseEvent::default().id(ev.seq().to_string()).event("sighting").data(data)
 }
 
 fn lagged_json(resume_after: i64) -> String {
@@ -183,6 +184,7 @@ pub async fn sse(
         opening.push_str(&format!("; tier `{t}` not applied: the hub does not score yet"));
     }
     let _ = tx.try_send(SseEvent::default().comment(opening));
+    let task_state = state.clone();
     tokio::spawn(async move {
         loop {
             let out = tokio::select! {
@@ -190,7 +192,7 @@ pub async fn sse(
                 _ = tx.closed() => break,
             };
             let frame = match out {
-                Out::Event(ev) => sse_event(&ev),
+                Out::Event(ev) => sse_event(&ev, &task_state),
                 Out::Lagged(after) => SseEvent::default().event("lagged").data(lagged_json(after)),
                 Out::End(why) => {
                     let _ = tx.send(SseEvent::default().event("end").data(serde_json::json!({"reason": why}).to_string())).await;
@@ -220,15 +222,16 @@ pub async fn ws(
     let from = cursor(&headers, params.after.as_deref())?;
     let session = Session::open(&state, caller, request_token(&headers), filter, from).await?;
     let heartbeat = state.streams.options.heartbeat;
-    Ok(upgrade.on_upgrade(move |socket| ws_loop(socket, session, heartbeat)))
+    let asn = state.config.asn.clone();
+    Ok(upgrade.on_upgrade(move |socket| ws_loop(socket, session, heartbeat, asn)))
 }
 
-async fn ws_loop(mut socket: WebSocket, mut session: Session, heartbeat: Duration) {
+async fn ws_loop(mut socket: WebSocket, mut session: Session, heartbeat: Duration, asn: Arc<crate::enrich::AsnDb>) {
     let mut beat = interval_at(Instant::now() + heartbeat, heartbeat);
     loop {
         let msg = tokio::select! {
             out = session.next() => match out {
-                Out::Event(ev) => Message::Text(ev.json().into()),
+                Out::Event(ev) => Message::Text(crate::enrich::event_json(&asn.get(), &ev).into_owned().into()),
                 Out::Lagged(after) => Message::Text(serde_json::json!({"type": "lagged", "resume_after": after}).to_string().into()),
                 Out::End(why) => {
                     let _ = socket.send(Message::Text(serde_json::json!({"type": "end", "reason": why}).to_string().into())).await;

@@ -205,7 +205,7 @@ async fn deliver(state: AppState, hook: Webhook, mut stop: watch::Receiver<bool>
         let body = format!(
             "{{\"webhook\":{},\"cursor\":{last},\"events\":[{}]}}",
             hook.id,
-            events.iter().map(|e| e.json()).collect::<Vec<_>>().join(",")
+            events.iter().map(|e| crate::enrich::event_json(&state.config.asn.get(), e)).collect::<Vec<_>>().join(",")
         );
         let mut failures: i64 = 0;
         loop {
