@@ -332,11 +332,16 @@ pub enum FeedCommand {
     },
     /// Compare the feeds: volume, overlap, latency, marginal lift (docs/compare.md).
     Compare(super::compare::CompareArgs),
+    /// Sensors of a feed and their declared networks (add, list, remove).
+    Sensor(super::sessions::FeedSensorArgs),
 }
 
 pub fn run_feed(a: FeedArgs) -> anyhow::Result<ExitCode> {
     if let FeedCommand::Compare(c) = a.command {
         return super::compare::run(c, a.data);
+    }
+    if let FeedCommand::Sensor(c) = a.command {
+        return super::sessions::run_feed_sensor(c, a.data);
     }
     let store = a.data.open()?;
     let rt = runtime()?;
@@ -371,7 +376,7 @@ pub fn run_feed(a: FeedArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e).context("cannot create the feed"),
             }
         }
-        FeedCommand::Compare(_) => unreachable!("handled above"),
+        FeedCommand::Compare(_) | FeedCommand::Sensor(_) => unreachable!("handled above"),
         FeedCommand::List { owner, json } => {
             let feeds = rt.block_on(store.list_feeds(owner.as_deref()))?;
             if json {

@@ -5,12 +5,12 @@
 //! calling thread writes each batch (to the store, or as a POST to the hub) while the next one is
 //! parsed. A bounded channel between them keeps memory flat.
 
-use super::admin::{split_feed, DataDir};
+use super::admin::split_feed;
+use super::store_url::StoreUrl;
 use super::client::{Hub, HubError, PublishReply};
 use anyhow::{bail, Context};
 use apiary_ingest::cowrie::{self, Assembler, DeriveOptions, ProblemKind, ReadOptions, ReadStats};
 use apiary_ingest::Report;
-use apiary_store::sqlite::SqliteStore;
 use apiary_store::{NewFeed, NewSighting, Store, StoreError};
 use chrono::Utc;
 use clap::{Args, Subcommand};
@@ -76,6 +76,9 @@ pub struct CowrieArgs {
     /// Import offline into this data directory [env: APIARY_DATA] [default: ./apiary-data].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Import offline into this store: sqlite:DIR or postgres://USER@HOST/DB [env: APIARY_STORE].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Import through the hub at this URL instead of into a data directory [env: APIARY_HUB].
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
@@ -98,6 +101,10 @@ pub struct CowrieArgs {
     /// Never draw a progress bar (it is drawn only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not store the sessions themselves (only the sightings derived from them); the hub's
+    /// session, attacker and campaign views then know nothing of this import.
+    #[arg(long)]
+    pub no_sessions: bool,
 }
 
 pub fn run(a: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -109,29 +116,33 @@ pub fn run(a: ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// Where the sightings go.
 pub(super) enum Target {
-    Data(PathBuf),
+    Data(StoreUrl),
     Hub { url: String, token: Option<String> },
 }
 
 /// Flags given on the command line beat the environment; `--hub` and `--data` together is an error.
 fn target(a: &CowrieArgs) -> anyhow::Result<Target> {
-    resolve_target(&a.hub, &a.data, &a.token)
+    resolve_target(&a.hub, &a.data, &a.store, &a.token)
 }
 
 /// [`target`] for any import command's `--hub`, `--data` and `--token`.
-pub(super) fn resolve_target(hub: &Option<String>, data: &Option<PathBuf>, token: &Option<String>) -> anyhow::Result<Target> {
+pub(super) fn resolve_target(
+    hub: &Option<String>,
+    data: &Option<PathBuf>,
+    store: &Option<String>,
+    token: &Option<String>,
+) -> anyhow::Result<Target> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let hub = match (hub, data) {
-        (Some(_), Some(_)) => bail!("give either --data (import offline) or --hub (import through a hub), not both"),
-        (Some(h), None) => Some(h.clone()),
-        (None, Some(_)) => None,
-        (None, None) => env("APIARY_HUB"),
+    let offline = data.is_some() || store.is_some();
+    let hub = match (hub, offline) {
+        (Some(_), true) => bail!("give either --data/--store (import offline) or --hub (import through a hub), not both"),
+        (Some(h), false) => Some(h.clone()),
+        (None, true) => None,
+        (None, false) => env("APIARY_HUB"),
     };
     Ok(match hub {
         Some(url) => Target::Hub { url, token: token.clone() },
-        None => Target::Data(
-            data.clone().or_else(|| env("APIARY_DATA").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("./apiary-data")),
-        ),
+        None => Target::Data(super::store_url::resolve(store.as_deref(), data.as_deref(), None)?),
     })
 }
 
@@ -166,6 +177,10 @@ pub struct Summary {
     pub problems: Vec<cowrie::Problem>,
     pub seconds: f64,
     pub events_per_second: f64,
+    /// Sessions stored (new, replaced by a more complete version, already stored); absent with
+    /// `--no-sessions` and for feed imports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_written: Option<apiary_store::SessionsOutcome>,
     /// Why the run stopped part way, if it did.
     pub error: Option<String>,
 }
@@ -213,27 +228,34 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
     let batch = a.batch as usize;
 
     let (written, reader) = match target {
-        Target::Data(dir) => {
+        Target::Data(url) => {
             summary.mode = "offline";
-            let data = DataDir { dir };
-            let store = data.open()?;
+            let store = url.open()?;
             let rt = super::admin::runtime()?;
-            let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, COWRIE_FEED, &mut summary))?;
-            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
-            let reader = spawn_reader(a.files.clone(), read_opts, batch, progress.clone(), move |b| tx.blocking_send(b).is_ok());
-            let written = rt.block_on(write_batches(store, rx, feed_id, reporter_id));
+            let (feed_id, reporter_id) = rt.block_on(ensure_feed(store.as_ref(), &owner, &feed, COWRIE_FEED, &mut summary))?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+            let reader =
+                spawn_reader(a.files.clone(), read_opts, batch, !a.no_sessions, progress.clone(), move |b| tx.blocking_send(b).is_ok());
+            let written = rt.block_on(write_cowrie_batches(store, rx, feed_id, reporter_id));
             (written, reader)
         }
         Target::Hub { url, token } => {
             summary.mode = "hub";
             let hub = Hub::new(&url, token)?;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Report>>(2);
-            let reader = spawn_reader(a.files.clone(), read_opts, batch, progress.clone(), move |b| tx.send(b).is_ok());
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+            let reader =
+                spawn_reader(a.files.clone(), read_opts, batch, !a.no_sessions, progress.clone(), move |b| tx.send(b).is_ok());
             let mut w = Written::default();
             let post_size = batch.min(2_000);
             'outer: for b in rx.iter() {
-                for chunk in b.chunks(post_size) {
+                for chunk in b.reports.chunks(post_size) {
                     if let Err(e) = post(&hub, &owner, &feed, COWRIE_FEED, chunk, &mut w, &mut summary, a.show_problems) {
+                        w.error = Some(e.to_string());
+                        break 'outer;
+                    }
+                }
+                if !b.sessions.is_empty() {
+                    if let Err(e) = super::sessions::post_sessions(&hub, &owner, &feed, &b.sessions, &mut w) {
                         w.error = Some(e.to_string());
                         break 'outer;
                     }
@@ -257,6 +279,7 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
     summary.indicators = read.indicators;
     summary.stored = written.stored;
     summary.duplicates = written.duplicates;
+    summary.sessions_written = (!a.no_sessions).then_some(written.sessions);
     summary.values_rejected += st.problems_by_kind.get(&ProblemKind::RejectedValue).copied().unwrap_or(0);
     summary.lines_rejected = st.lines_rejected;
     summary.lines_invalid_utf8 = st.lines_invalid_utf8;
@@ -281,13 +304,21 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
     Ok(if summary.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Read every file on a thread of its own; hand batches of reports to `sink` (false = stop).
+/// What the reader hands over: reports (sightings to be), and the sessions they came from.
+pub(super) struct Batch {
+    pub reports: Vec<Report>,
+    pub sessions: Vec<apiary_core::sessions::SessionRecord>,
+}
+
+/// Read every file on a thread of its own; hand batches of reports (and, with `sessions`, the
+/// sessions' records) to `sink` (false = stop).
 fn spawn_reader(
     files: Vec<PathBuf>,
     opts: ReadOptions,
     batch: usize,
+    sessions: bool,
     progress: Option<indicatif::ProgressBar>,
-    mut sink: impl FnMut(Vec<Report>) -> bool + Send + 'static,
+    mut sink: impl FnMut(Batch) -> bool + Send + 'static,
 ) -> std::thread::JoinHandle<ReadOutcome> {
     std::thread::Builder::new()
         .name("cowrie-reader".into())
@@ -295,15 +326,25 @@ fn spawn_reader(
             let max = opts.max_problems;
             let mut asm = Assembler::new(opts);
             let derive_opts = DeriveOptions::default();
-            let mut pending: Vec<Report> = Vec::with_capacity(batch);
+            let mut pending = Batch { reports: Vec::with_capacity(batch), sessions: Vec::new() };
             let mut rejected: Vec<cowrie::Problem> = Vec::new();
             let mut rejected_count = 0u64;
             let mut sightings = 0u64;
             let mut seen: HashSet<u64> = HashSet::new();
             let mut open = true;
             let mut io_error = None;
-            let mut on_session = |s: cowrie::Session, pending: &mut Vec<Report>| {
+            let mut on_session = |s: cowrie::Session, pending: &mut Batch| {
                 let d = cowrie::reports(&s, &derive_opts);
+                if sessions {
+                    // The attacker's report (the one with the session's depth) has the address
+                    // the core normalised: no second parse.
+                    let attacker = d
+                        .reports
+                        .iter()
+                        .find(|r| r.extra.get("depth").is_some() && r.indicator.itype.is_address())
+                        .map(|r| r.indicator.value.clone());
+                    pending.sessions.push(cowrie::record::record(&s, attacker));
+                }
                 for (what, value, why) in d.rejected {
                     rejected_count += 1;
                     if rejected.len() < max {
@@ -320,7 +361,7 @@ fn spawn_reader(
                     r.indicator.value.hash(&mut h);
                     seen.insert(h.finish());
                     sightings += 1;
-                    pending.push(r);
+                    pending.reports.push(r);
                 }
             };
             let mut done_bytes = 0u64;
@@ -336,8 +377,9 @@ fn spawn_reader(
                     },
                     &mut |s| {
                         on_session(s, &mut pending);
-                        if pending.len() >= batch && open {
-                            open = sink(std::mem::replace(&mut pending, Vec::with_capacity(batch)));
+                        if pending.reports.len() >= batch && open {
+                            let next = Batch { reports: Vec::with_capacity(batch), sessions: Vec::new() };
+                            open = sink(std::mem::replace(&mut pending, next));
                         }
                     },
                 );
@@ -353,7 +395,7 @@ fn spawn_reader(
             if open && io_error.is_none() {
                 asm.finish(&mut |s| on_session(s, &mut pending));
             }
-            if open && !pending.is_empty() {
+            if open && !(pending.reports.is_empty() && pending.sessions.is_empty()) {
                 sink(pending);
             }
             let mut stats = asm.into_stats();
@@ -370,6 +412,7 @@ fn spawn_reader(
 pub(super) struct Written {
     pub stored: u64,
     pub duplicates: u64,
+    pub sessions: apiary_store::SessionsOutcome,
     pub error: Option<String>,
 }
 
@@ -396,7 +439,7 @@ const COWRIE_FEED: &str = "Imported from Cowrie honeypot logs";
 
 /// Find the feed, creating it (and its owner) if missing. Returns (feed id, reporter id).
 pub(super) async fn ensure_feed(
-    store: &SqliteStore,
+    store: &dyn Store,
     owner: &str,
     name: &str,
     description: &str,
@@ -439,12 +482,11 @@ pub(super) async fn ensure_feed(
 /// Write every batch `rx` delivers to the store, two appends in flight (the store's writer
 /// commits one while the next is queued); stops at the first failure.
 pub(super) async fn write_batches(
-    store: SqliteStore,
+    store: std::sync::Arc<dyn Store>,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Report>>,
     feed_id: i64,
     reporter_id: i64,
 ) -> Written {
-    let store = std::sync::Arc::new(store);
     let mut w = Written::default();
     let mut inflight = tokio::task::JoinSet::new();
     while let Some(b) = rx.recv().await {
@@ -457,7 +499,7 @@ pub(super) async fn write_batches(
             break;
         }
         let store = store.clone();
-        inflight.spawn(async move { append(&store, b, feed_id, reporter_id).await });
+        inflight.spawn(async move { append(store.as_ref(), b, feed_id, reporter_id).await });
     }
     drop(rx);
     while let Some(res) = inflight.join_next().await {
@@ -466,8 +508,54 @@ pub(super) async fn write_batches(
     w
 }
 
+/// [`write_batches`] for a Cowrie import: each batch's sightings and sessions are appended
+/// together (the store's writer commits both in one group), two batches in flight.
+async fn write_cowrie_batches(
+    store: std::sync::Arc<dyn Store>,
+    mut rx: tokio::sync::mpsc::Receiver<Batch>,
+    feed_id: i64,
+    reporter_id: i64,
+) -> Written {
+    let mut w = Written::default();
+    let mut inflight = tokio::task::JoinSet::new();
+    let merge = |w: &mut Written, res: Result<(Result<(u64, u64), StoreError>, Result<apiary_store::SessionsOutcome, StoreError>), tokio::task::JoinError>| match res {
+        Ok((sightings, sessions)) => {
+            w.merge(Ok(sightings));
+            match sessions {
+                Ok(o) => w.sessions.add(o),
+                Err(e) => {
+                    w.error.get_or_insert_with(|| format!("writing sessions to the store failed: {e}"));
+                }
+            }
+        }
+        Err(e) => w.merge(Err(e)),
+    };
+    while let Some(b) = rx.recv().await {
+        while inflight.len() >= 2 {
+            if let Some(res) = inflight.join_next().await {
+                merge(&mut w, res);
+            }
+        }
+        if w.error.is_some() {
+            break;
+        }
+        let store = store.clone();
+        inflight.spawn(async move {
+            let sessions: Vec<apiary_store::NewSession> =
+                b.sessions.into_iter().map(|record| apiary_store::NewSession { feed_id, record }).collect();
+            let (a, s) = tokio::join!(append(store.as_ref(), b.reports, feed_id, reporter_id), store.append_sessions(sessions));
+            (a, s)
+        });
+    }
+    drop(rx);
+    while let Some(res) = inflight.join_next().await {
+        merge(&mut w, res);
+    }
+    w
+}
+
 /// Append one batch; returns (stored, duplicates).
-pub(super) async fn append(store: &SqliteStore, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64), StoreError> {
+pub(super) async fn append(store: &dyn Store, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64), StoreError> {
     let now = Utc::now();
     let sightings: Vec<NewSighting> = batch.into_iter().map(|r| apiary_server::intake::report_sighting(r, feed_id, reporter_id, now)).collect();
     let outcomes = store.append_sightings(sightings).await?;
@@ -607,6 +695,14 @@ fn print_summary(s: &Summary) {
     println!("  sightings     {:>12}  ({} distinct indicators)", thousands(s.sightings), thousands(s.indicators));
     println!("  stored        {:>12}", thousands(s.stored));
     println!("  duplicates    {:>12}  (already imported)", thousands(s.duplicates));
+    if let Some(o) = &s.sessions_written {
+        println!(
+            "  sessions kept {:>12}  ({} replaced by a more complete version, {} already stored)",
+            thousands(o.stored),
+            thousands(o.replaced),
+            thousands(o.duplicates)
+        );
+    }
     println!("  lines rejected{:>12}", thousands(s.lines_rejected));
     if s.lines_invalid_utf8 > 0 {
         println!("  invalid UTF-8 {:>12}  (read with replacement characters)", thousands(s.lines_invalid_utf8));

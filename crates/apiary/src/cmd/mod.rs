@@ -11,6 +11,7 @@ pub mod import_feed;
 pub mod parse;
 pub mod sensor;
 pub mod serve;
+pub mod sessions;
 pub mod simulate;
 pub mod store_url;
 pub mod stream;
@@ -73,6 +74,12 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// Push subscriptions: a filtered stream POSTed to a URL.
     Webhook(stream::WebhookArgs),
+    /// List honeypot sessions (by attacker, feed, sensor or payload).
+    Sessions(sessions::SessionsArgs),
+    /// An attacker's timeline across sensors and networks.
+    Attacker(sessions::AttackerArgs),
+    /// Campaigns: attackers linked by a shared payload, tty log, command sequence or HASSH + credentials.
+    Campaigns(sessions::CampaignsArgs),
     /// Feeds as sources: tiers (seed, established, probation, quarantined) and reliability.
     Source(trust::SourceArgs),
     /// Show an indicator's score (confidence, tier) and the terms that made it.
@@ -105,6 +112,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Subscriptions(a) => stream::run_subscriptions(a),
         Command::Stream(a) => stream::run_stream(a),
         Command::Webhook(a) => stream::run_webhook(a),
+        Command::Sessions(a) => sessions::run_sessions(a),
+        Command::Attacker(a) => sessions::run_attacker(a),
+        Command::Campaigns(a) => sessions::run_campaigns(a),
         Command::Source(a) => trust::run_source(a),
         Command::Score(a) => trust::run_score(a),
         Command::Feedback(a) => trust::run_feedback(a),
