@@ -90,13 +90,18 @@ test.before(async () => {
   const imported = JSON.parse(apiary("import", "cowrie", "--feed", FEED, "--data", data, "--json", ...logs));
   assert.ok(imported, "import printed a summary");
   writeFileSync(join(ARTIFACTS, "import.json"), JSON.stringify(imported, null, 2));
-  // A value only alice's private feed lists.
-  apiary("publish", "alice/secret", "203.0.113.77", "--tags", "secret", "--data", data);
 
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   hub = spawn(BIN, ["serve", "--data", data, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "inherit", "inherit"] });
   await waitHealthy(base);
+  // A value only alice's private feed lists.
+  const r = await fetch(`${base}/api/v1/feeds/alice/secret/indicators`, {
+    method: "POST",
+    headers: { Authorization: "Bearer " + aliceToken, "Content-Type": "application/json" },
+    body: JSON.stringify({ indicator: "203.0.113.77", tags: ["secret"] }),
+  });
+  assert.equal(r.status, 201, "published to the private feed");
 
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

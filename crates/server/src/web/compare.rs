@@ -21,6 +21,13 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok(f) => f,
         Err(e) => return ctx.api_error(e),
     };
+    if let Ok(Some(c)) = state.store.get_feed_comparison().await {
+        let ids: std::collections::HashSet<i64> = feeds.iter().map(|f| f.id).collect();
+        let c = c.restrict(|id| ids.contains(&id));
+        if !c.rows.is_empty() {
+            return ctx.page("Compare", "/compare", stored(&c));
+        }
+    }
     let body = ctx.web.snapshot(|d| {
         let mut b = String::from("<h1>Feeds compared</h1>");
         super::overview::status(&mut b, d);
@@ -79,4 +86,64 @@ fn bar(pct: f64) -> String {
         "<svg viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect class=\"bar\" x=\"0\" y=\"1\" width=\"{:.1}\" height=\"8\"/></svg>",
         pct.clamp(0.5, 100.0)
     )
+}
+
+/// The comparison the hub's comparison job stored (trusted feeds, lead rate, marginal lift).
+fn stored(c: &apiary_core::trust::compare::Comparison) -> String {
+    let mut b = String::from("<h1>Feeds compared</h1>");
+    let computed = chrono::DateTime::from_timestamp(c.computed_at, 0).map(super::html::time).unwrap_or_default();
+    let _ = write!(
+        b,
+        "<p class=\"sub\">{} distinct values, {} listed by a trusted feed ({}), {} at BLOCK tier; computed {computed}.</p>",
+        num(c.values as i64),
+        num(c.trusted_values as i64),
+        super::html::esc(if c.trusted_by.is_empty() { "trusted feeds" } else { &c.trusted_by }),
+        num(c.block_values as i64),
+    );
+    let max_volume = c.rows.iter().map(|r| r.volume).max().unwrap_or(1).max(1) as f64;
+    let pct = |x: Option<f64>| x.map(|v| format!("{:.0} %", v * 100.0)).unwrap_or_else(|| "—".into());
+    let hours = |x: Option<f64>| x.map(|h| duration((h * 3600.0) as i64)).unwrap_or_else(|| "—".into());
+    b.push_str(
+        "<div class=\"scroll\"><table class=\"list compare\" id=\"compare\"><thead><tr><th scope=\"col\">Feed</th><th scope=\"col\" class=\"num\">Volume</th><th scope=\"col\"></th>\
+<th scope=\"col\" class=\"num\">New / day</th><th scope=\"col\" class=\"num\">Exclusive</th><th scope=\"col\">Exclusive share</th><th scope=\"col\" class=\"num\">Overlap with trusted</th>\
+<th scope=\"col\" class=\"num\">Median latency</th><th scope=\"col\" class=\"num\">Lead rate</th><th scope=\"col\" class=\"num\">Allowlisted</th><th scope=\"col\" class=\"num\">BLOCK</th><th scope=\"col\" class=\"num\">Marginal lift</th></tr></thead><tbody>",
+    );
+    for r in &c.rows {
+        let _ = write!(
+            b,
+            "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"barcell\">{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td><td class=\"barcell\">{}<span class=\"sub\"> {}</span></td>\
+<td class=\"num\">{} <span class=\"sub\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            feed_link(&r.feed),
+            if r.trusted { " <span class=\"pill\">trusted</span>" } else { "" },
+            num(r.volume as i64),
+            bar(r.volume as f64 / max_volume * 100.0),
+            r.new_per_day,
+            num(r.exclusive as i64),
+            bar(r.exclusive_share.unwrap_or(0.0) * 100.0),
+            pct(r.exclusive_share),
+            num(r.trusted_overlap as i64),
+            pct(r.trusted_overlap_share),
+            hours(r.latency_median_hours),
+            pct(r.lead_rate),
+            pct(r.allowlisted_share),
+            num(r.block as i64),
+            num(r.marginal_lift as i64),
+        );
+    }
+    b.push_str("</tbody></table></div><p class=\"sub\">Exclusive: values no other feed lists. Latency: hours from the first trusted listing to this feed's (negative: earlier). Lead rate: share of the trusted overlap this feed listed first. Marginal lift: BLOCK values that drop below BLOCK without this feed.</p>");
+    let o = &c.overlap;
+    let n = o.ids.len().min(HEAT);
+    if n >= 2 {
+        let names: Vec<String> = o.feeds[..n].to_vec();
+        let map = svg::heatmap("overlap between feeds: share of the row feed's values also in the column feed", &names, |i, j| {
+            let vol = o.intersect[i][i].max(1) as f64;
+            let share = o.intersect[i][j] as f64 / vol;
+            Some((if i == j { "·".to_string() } else { format!("{:.0}", share * 100.0) }, if i == j { 0.0 } else { share }))
+        });
+        let _ = write!(
+            b,
+            "<section id=\"overlap\"><h2>Overlap</h2><p class=\"sub\">Per cent of the row feed's values that the column feed also lists.</p><div class=\"scroll\">{map}</div></section>"
+        );
+    }
+    b
 }

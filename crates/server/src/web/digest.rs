@@ -68,12 +68,14 @@ pub struct Digest {
     pub overlaps_at: Option<Instant>,
     /// The last store error the task met, if it is failing.
     pub error: Option<String>,
+    /// True once the task has read the log to its end at least once.
+    pub loaded: bool,
 }
 
 impl Digest {
     /// True until the task has read the log to its end once.
     pub fn catching_up(&self) -> bool {
-        self.read_seq < self.log_end
+        !self.loaded || self.read_seq < self.log_end
     }
 
     pub fn apply(&mut self, s: &LoggedSighting) {
@@ -213,12 +215,18 @@ impl Web {
                 break;
             }
             read += batch.len();
+            let full = batch.len() >= BATCH;
             let mut d = self.digest.write().unwrap_or_else(|e| e.into_inner());
             for s in &batch {
                 d.apply(s);
             }
             d.log_end = d.log_end.max(d.read_seq);
+            if !full {
+                // The end as of now: under steady ingest the next poll reads the rest.
+                break;
+            }
         }
+        self.digest.write().unwrap_or_else(|e| e.into_inner()).loaded = true;
         Ok(read)
     }
 

@@ -120,8 +120,13 @@ pub async fn page(
         if can_write { format!(" <a href=\"/account#publish\" data-feed=\"{}\">Publish to it</a>", esc(&full)) } else { String::new() }
     );
 
-    // Quality, from the digest.
+    // Quality, from the digest; next to the trusted feeds' from the comparison job, if it ran.
     ctx.web.snapshot(|d| quality(&mut b, d, &feed, &readable));
+    if let Ok(Some(c)) = state.store.get_feed_comparison().await {
+        let ids: std::collections::HashSet<i64> = readable.iter().map(|f| f.id).collect();
+        let c = c.restrict(|id| ids.contains(&id));
+        next_to_trusted(&mut b, &c, feed.id);
+    }
 
     // Exports.
     let base = format!("/api/v1/feeds/{}/{}/export", encode_segment(&feed.owner), encode_segment(&feed.name));
@@ -271,6 +276,37 @@ fn records_table(b: &mut String, items: &[apiary_store::FeedRecord]) {
             time(r.lasttime),
             r.tags.iter().map(|t| format!("<span class=\"tag\">{}</span>", esc(t))).collect::<String>(),
             esc(&ports.join(", "))
+        );
+    }
+    b.push_str("</tbody></table></div></section>");
+}
+
+/// The feed's row of the stored comparison beside the trusted feeds' rows.
+fn next_to_trusted(b: &mut String, c: &apiary_core::trust::compare::Comparison, id: i64) {
+    let rows: Vec<_> = c.rows.iter().filter(|r| r.id == id || r.trusted).collect();
+    if !rows.iter().any(|r| r.id == id) {
+        return;
+    }
+    let pct = |x: Option<f64>| x.map(|v| format!("{:.0} %", v * 100.0)).unwrap_or_else(|| "—".into());
+    let hours = |x: Option<f64>| x.map(|h| duration((h * 3600.0) as i64)).unwrap_or_else(|| "—".into());
+    b.push_str(
+        "<section id=\"vs-trusted\"><h3>Next to the trusted feeds</h3><div class=\"scroll\"><table class=\"list\"><thead><tr><th scope=\"col\">Feed</th><th scope=\"col\" class=\"num\">Volume</th>\
+<th scope=\"col\" class=\"num\">Exclusive</th><th scope=\"col\" class=\"num\">Overlap with trusted</th><th scope=\"col\" class=\"num\">Median latency</th><th scope=\"col\" class=\"num\">Lead rate</th></tr></thead><tbody>",
+    );
+    for r in rows {
+        let _ = write!(
+            b,
+            "<tr{}><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            if r.id == id { " class=\"this\"" } else { "" },
+            feed_link(&r.feed),
+            if r.trusted { " <span class=\"pill\">trusted</span>" } else { "" },
+            num(r.volume as i64),
+            num(r.exclusive as i64),
+            pct(r.exclusive_share),
+            num(r.trusted_overlap as i64),
+            pct(r.trusted_overlap_share),
+            hours(r.latency_median_hours),
+            pct(r.lead_rate),
         );
     }
     b.push_str("</tbody></table></div></section>");

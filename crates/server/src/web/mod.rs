@@ -22,6 +22,7 @@ mod html;
 mod indicator;
 mod live;
 mod overview;
+mod score;
 pub mod svg;
 
 use std::sync::Arc;
@@ -37,10 +38,15 @@ use crate::auth::Caller;
 use crate::AppState;
 
 pub use html::esc;
+pub use score::trust_score;
 
 /// The pages and their assets, as a router with its state applied (merged into [`crate::app`]).
 pub fn routes(state: AppState) -> Router {
     let web = digest::Web::new(state.store.clone());
+    // Warm the figures before the first page view when a runtime is at hand.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        web.start();
+    }
     let pages = Router::new()
         .route("/", get(overview::page))
         .route("/feeds", get(feed::list))
@@ -162,11 +168,4 @@ pub fn redirect(to: &str) -> Response {
 /// The raw path of a request, as sent (percent-encoding kept).
 pub fn raw_path(req: &Request) -> &str {
     req.uri().path()
-}
-
-/// The hub's score of an indicator as a gauge with its explanation terms, when the hub scores
-/// indicators (None: it does not, yet).
-pub async fn trust_score(state: &AppState, ctx: &Ctx, ind: &apiary_core::Indicator) -> Option<String> {
-    let _ = (state, ctx, ind);
-    None
 }
