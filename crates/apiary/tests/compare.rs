@@ -20,7 +20,9 @@ fn raw_src_ips(file: &Path) -> BTreeSet<String> {
 }
 
 fn json_lines(out: &str) -> Vec<Value> {
-    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 /// `sensor-a` from `.../sensor-a.2017-11-04.json`.
@@ -51,8 +53,14 @@ fn real_logs_four_feeds_overlap_as_the_raw_files_say_offline_and_through_a_hub()
     // Offline, addresses only: volumes, exclusive counts and every pairwise intersection.
     let rows = json_lines(&ok(&["feed", "compare", "--data", d, "--type", "ipv4", "--json"]));
     assert_eq!(rows.len(), 4, "{rows:?}");
-    let matrix: Value = serde_json::from_str(ok(&["feed", "compare", "--data", d, "--type", "ipv4", "--overlap", "--json"]).trim()).unwrap();
-    let feeds: Vec<String> = matrix["feeds"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+    let matrix: Value =
+        serde_json::from_str(ok(&["feed", "compare", "--data", d, "--type", "ipv4", "--overlap", "--json"]).trim()).unwrap();
+    let feeds: Vec<String> = matrix["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
     let mut shared_pairs = 0;
     for (a, fa) in feeds.iter().enumerate() {
         for (b, fb) in feeds.iter().enumerate() {
@@ -82,7 +90,10 @@ fn real_logs_four_feeds_overlap_as_the_raw_files_say_offline_and_through_a_hub()
     assert!(lines[1].starts_with("FEED") && lines[1].ends_with("LIFT"), "{table}");
     assert_eq!(lines.len(), 2 + 4, "{table}");
     let lift_col = lines[1].len();
-    assert!(lines[2..].iter().all(|l| l.len() == lift_col), "right-aligned columns end together:\n{table}");
+    assert!(
+        lines[2..].iter().all(|l| l.len() == lift_col),
+        "right-aligned columns end together:\n{table}"
+    );
 
     // Seed sensor-a (an admin names it): the others' latency and recall are measured against it.
     let tiers_exist = apiary(&["source", "tier", "sensor-a/cowrie", "seed", "--data", d]).status.success();
@@ -121,12 +132,21 @@ fn real_logs_four_feeds_overlap_as_the_raw_files_say_offline_and_through_a_hub()
         }
     }
     let anonymous = get("/api/v1/compare", None);
-    let seen: Vec<&str> = anonymous["items"].as_array().unwrap().iter().map(|r| r["feed"].as_str().unwrap()).collect();
+    let seen: Vec<&str> = anonymous["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["feed"].as_str().unwrap())
+        .collect();
     assert_eq!(seen.len(), 3, "{anonymous}");
     assert!(!seen.contains(&"sensor-d/cowrie"), "a private feed stays private");
     let m = get("/api/v1/compare/overlap", None);
     assert_eq!(m["feeds"].as_array().unwrap().len(), 3);
-    assert!(m["intersect"].as_array().unwrap().iter().all(|row| row.as_array().unwrap().len() == 3));
+    assert!(m["intersect"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|row| row.as_array().unwrap().len() == 3));
     assert!(!m.to_string().contains("sensor-d"), "{m}");
 
     // The CLI against the hub prints the same rows.

@@ -41,7 +41,10 @@ pub struct CompareOptions {
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { enabled: true, interval: Duration::from_secs(600) }
+        CompareOptions {
+            enabled: true,
+            interval: Duration::from_secs(600),
+        }
     }
 }
 
@@ -137,7 +140,11 @@ pub async fn compute(store: &dyn Store, lists: &'static Allowlist, now: i64, ity
                 })
                 .collect();
             let standing = standing_of(&v.value, v.itype, v.reserved.as_deref(), lists);
-            values.push(ValueEntries { itype: v.itype, standing: (&standing).into(), entries });
+            values.push(ValueEntries {
+                itype: v.itype,
+                standing: (&standing).into(),
+                entries,
+            });
         }
     }
     let scorer = Scorer::new(ScoreParams::default(), &metas, &groups);
@@ -163,7 +170,10 @@ async fn sources(store: &dyn Store, feeds: &[apiary_store::Feed]) -> Result<(Vec
                 let s = by_feed.get(&f.id);
                 if let Some(s) = s {
                     m.tier = s.tier;
-                    m.reliability = Beta { alpha: s.alpha, beta: s.beta };
+                    m.reliability = Beta {
+                        alpha: s.alpha,
+                        beta: s.beta,
+                    };
                     m.leads = s.leads.max(0) as u32;
                     if let Some(asn) = s.asn {
                         // A unique /24 per feed: only the declared ASN links feeds here.
@@ -177,7 +187,11 @@ async fn sources(store: &dyn Store, feeds: &[apiary_store::Feed]) -> Result<(Vec
             } else {
                 groups::compute(&metas, &CoReports::new(metas.len()), &GroupParams::default())
             };
-            Ok((metas, groups, "source tier seed (an admin's feed is a seed unless an admin set another tier)".into()))
+            Ok((
+                metas,
+                groups,
+                "source tier seed (an admin's feed is a seed unless an admin set another tier)".into(),
+            ))
         }
         Err(StoreError::Internal(_)) => {
             let admins: Vec<i64> = store.list_users().await?.into_iter().filter(|u| u.admin).map(|u| u.id).collect();
@@ -203,5 +217,9 @@ fn stored_groups(ids: &[Option<i64>]) -> Groups {
             *dense.entry(g.unwrap_or(-1)).or_insert(n)
         })
         .collect();
-    Groups { of_source, count: dense.len() as u32, links: Vec::new() }
+    Groups {
+        of_source,
+        count: dense.len() as u32,
+        links: Vec::new(),
+    }
 }

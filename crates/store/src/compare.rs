@@ -39,7 +39,13 @@ pub(crate) fn group_rows(rows: impl IntoIterator<Item = (i64, String, IType, Opt
     for (id, value, itype, reserved, p) in rows {
         match out.last_mut() {
             Some(v) if v.indicator_id == id => v.feeds.push(p),
-            _ => out.push(ValuePresence { indicator_id: id, value, itype, reserved, feeds: vec![p] }),
+            _ => out.push(ValuePresence {
+                indicator_id: id,
+                value,
+                itype,
+                reserved,
+                feeds: vec![p],
+            }),
         }
     }
     for v in &mut out {

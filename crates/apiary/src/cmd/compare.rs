@@ -13,7 +13,8 @@ use super::terminal_safe;
 
 /// Compare the feeds: volume, overlap, latency and marginal lift per feed.
 #[derive(Args, Debug)]
-#[command(after_help = "What each feed adds, measured against the others and the trusted (seed-tier) feeds:\n\
+#[command(
+    after_help = "What each feed adds, measured against the others and the trusted (seed-tier) feeds:\n\
 volume, new per day, exclusive contribution, trusted overlap and recall, latency and lead rate,\n\
 lifetime, allowlisted share, and marginal lift (BLOCK-tier values that would drop without the\n\
 feed). Rows are sorted by marginal lift. docs/compare.md explains every column.\n\n\
@@ -24,7 +25,8 @@ Examples:
   apiary feed compare --data ./apiary-data
   apiary feed compare --hub https://hub.example --token $T
   apiary feed compare --json | jq 'select(.marginal_lift > 0)'
-  apiary feed compare --overlap")]
+  apiary feed compare --overlap"
+)]
 pub struct CompareArgs {
     /// Read the comparison from this hub instead of computing it from a data directory.
     #[arg(long, value_name = "URL", env = "APIARY_HUB")]
@@ -76,7 +78,12 @@ fn from_data(data: &DataDir, itype: Option<apiary_core::IType>) -> anyhow::Resul
     let store = data.open()?;
     let rt = runtime()?;
     let c = rt
-        .block_on(apiary_server::compare::compute(store.as_ref(), apiary_server::export::allowlist(), chrono::Utc::now().timestamp(), itype))
+        .block_on(apiary_server::compare::compute(
+            store.as_ref(),
+            apiary_server::export::allowlist(),
+            chrono::Utc::now().timestamp(),
+            itype,
+        ))
         .context("cannot compare the feeds")?;
     Ok(c)
 }
@@ -152,14 +159,29 @@ fn num(v: &Value, decimals: usize) -> String {
 /// The table, columns aligned to their widest cell.
 fn print_table(rows: &[Value]) {
     let head = [
-        "FEED", "TRUSTED", "VOLUME", "NEW/DAY", "EXCL%", "T-OVERLAP%", "T-RECALL%", "LATENCY-H", "LEAD%", "LIFETIME-H", "ALLOW%",
-        "BLOCK", "LIFT",
+        "FEED",
+        "TRUSTED",
+        "VOLUME",
+        "NEW/DAY",
+        "EXCL%",
+        "T-OVERLAP%",
+        "T-RECALL%",
+        "LATENCY-H",
+        "LEAD%",
+        "LIFETIME-H",
+        "ALLOW%",
+        "BLOCK",
+        "LIFT",
     ];
     let mut cells: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         cells.push(vec![
             terminal_safe(r["feed"].as_str().unwrap_or("?")).into_owned(),
-            if r["trusted"].as_bool() == Some(true) { "yes".into() } else { "no".into() },
+            if r["trusted"].as_bool() == Some(true) {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             r["volume"].to_string(),
             num(&r["new_per_day"], 1),
             pct(&r["exclusive_share"]),
@@ -173,12 +195,20 @@ fn print_table(rows: &[Value]) {
             r["marginal_lift"].to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..head.len()).map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
     for row in &cells {
         let line: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(c, s)| if c == 0 { format!("{s:<w$}", w = widths[c]) } else { format!("{s:>w$}", w = widths[c]) })
+            .map(|(c, s)| {
+                if c == 0 {
+                    format!("{s:<w$}", w = widths[c])
+                } else {
+                    format!("{s:>w$}", w = widths[c])
+                }
+            })
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
@@ -189,12 +219,26 @@ fn print_overlap(m: &Value, json: bool) {
         println!("{m}");
         return;
     }
-    let feeds: Vec<String> = m["feeds"].as_array().map(|a| a.iter().map(|f| terminal_safe(f.as_str().unwrap_or("?")).into_owned()).collect()).unwrap_or_default();
+    let feeds: Vec<String> = m["feeds"]
+        .as_array()
+        .map(|a| a.iter().map(|f| terminal_safe(f.as_str().unwrap_or("?")).into_owned()).collect())
+        .unwrap_or_default();
     let w0 = feeds.iter().map(|f| f.chars().count()).max().unwrap_or(4).max(4);
-    println!("|A ∩ B| (row A, column B; the diagonal is A's volume). Columns: {}", (1..=feeds.len()).map(|i| format!("{i}={}", feeds[i - 1])).collect::<Vec<_>>().join(", "));
+    println!(
+        "|A ∩ B| (row A, column B; the diagonal is A's volume). Columns: {}",
+        (1..=feeds.len())
+            .map(|i| format!("{i}={}", feeds[i - 1]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let cols: Vec<String> = (1..=feeds.len()).map(|i| i.to_string()).collect();
     let cw: Vec<usize> = (0..feeds.len())
-        .map(|b| m["intersect"].as_array().map_or(1, |rows| rows.iter().map(|r| r[b].to_string().len()).max().unwrap_or(1)).max(cols[b].len()))
+        .map(|b| {
+            m["intersect"]
+                .as_array()
+                .map_or(1, |rows| rows.iter().map(|r| r[b].to_string().len()).max().unwrap_or(1))
+                .max(cols[b].len())
+        })
         .collect();
     let mut head = format!("{:<w0$}", "FEED");
     for (b, c) in cols.iter().enumerate() {

@@ -27,7 +27,8 @@ use super::terminal_safe;
 
 /// Load a simulated Internet (honeypots, blocklists, Sybils) into a hub.
 #[derive(Args, Debug)]
-#[command(after_help = "Builds the simulator's world (the one `apiary simulate` scores) and loads it into a hub:\n\
+#[command(
+    after_help = "Builds the simulator's world (the one `apiary simulate` scores) and loads it into a hub:\n\
 users and feeds for seed honeypots, public blocklists (some copying others), honest strangers'\n\
 honeypots and Sybil adversaries, and every sighting over the simulated weeks, mapped so the\n\
 world ends now. Seeds get tier seed and every feed its declared network (ASN).\n\n\
@@ -37,7 +38,8 @@ through the native API. The same --seed gives the same world; loading it twice a
 Examples:
   apiary demo --data ./demo && apiary serve --data ./demo
   apiary demo --scale medium --seed 7 --data ./demo-medium
-  apiary demo --hub http://127.0.0.1:8080 --token $ADMIN_TOKEN")]
+  apiary demo --hub http://127.0.0.1:8080 --token $ADMIN_TOKEN"
+)]
 pub struct DemoArgs {
     /// The data directory or store to load (ignored with --hub).
     #[command(flatten)]
@@ -99,9 +101,19 @@ fn feeds_of(w: &DemoWorld) -> Vec<Feed> {
             };
             let k = n.entry(prefix).or_insert(0);
             *k += 1;
-            let owner = if prefix == "honeypot" { format!("{prefix}-{k:03}") } else { format!("{prefix}-{k:02}") };
+            let owner = if prefix == "honeypot" {
+                format!("{prefix}-{k:03}")
+            } else {
+                format!("{prefix}-{k:02}")
+            };
             let sensor = honeypot.then(|| format!("{owner}-s1"));
-            Feed { owner, name: feed.into(), role: s.role, asn: s.asn, sensor }
+            Feed {
+                owner,
+                name: feed.into(),
+                role: s.role,
+                asn: s.asn,
+                sensor,
+            }
         })
         .collect()
 }
@@ -167,13 +179,18 @@ impl Target for DataTarget {
     }
 
     fn source(&mut self, f: &Feed, tier: Option<Tier>) -> anyhow::Result<bool> {
-        match self.rt.block_on(self.store.set_source_asn(&f.owner, &f.name, Some(i64::from(f.asn)))) {
+        match self
+            .rt
+            .block_on(self.store.set_source_asn(&f.owner, &f.name, Some(i64::from(f.asn))))
+        {
             Ok(_) => {}
             Err(StoreError::Internal(_)) => return Ok(false),
             Err(e) => return Err(e).context("cannot declare the feed's network"),
         }
         if let Some(t) = tier {
-            self.rt.block_on(self.store.set_source_tier(&f.owner, &f.name, t)).context("cannot set the feed's tier")?;
+            self.rt
+                .block_on(self.store.set_source_tier(&f.owner, &f.name, t))
+                .context("cannot set the feed's tier")?;
         }
         Ok(true)
     }
@@ -195,7 +212,10 @@ impl Target for DataTarget {
                 Err(r) => bail!("the demo made a sighting the hub refuses ({}): {}", r.code, r.message),
             }
         }
-        let out = self.rt.block_on(self.store.append_sightings(batch)).context("cannot store the sightings")?;
+        let out = self
+            .rt
+            .block_on(self.store.append_sightings(batch))
+            .context("cannot store the sightings")?;
         Ok(out.iter().filter(|o| !o.duplicate).count() as u64)
     }
 }
@@ -252,7 +272,8 @@ impl Target for HubTarget {
         if status == 404 && b["error"]["code"].as_str() != Some("not_found") {
             return Ok(false);
         }
-        self.ok(&format!("setting the tier of {}/{}", f.owner, f.name), (status, b), &[]).map(|_| true)
+        self.ok(&format!("setting the tier of {}/{}", f.owner, f.name), (status, b), &[])
+            .map(|_| true)
     }
 
     fn publish(&mut self, f: &Feed, items: Vec<Map<String, Value>>) -> anyhow::Result<u64> {
@@ -280,7 +301,10 @@ fn description(role: SourceRole) -> &'static str {
 
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let adversary = Adversary::from_name(&a.adversary).with_context(|| {
-        format!("--adversary {:?}: use none, copycat-concentrated, copycat-distributed, patient or patient-rotating", a.adversary)
+        format!(
+            "--adversary {:?}: use none, copycat-concentrated, copycat-distributed, patient or patient-rotating",
+            a.adversary
+        )
     })?;
     if !(0.0..=0.3).contains(&a.share) {
         bail!("--share must be between 0 and 0.3, not {}", a.share);
@@ -295,7 +319,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut admin_token = None;
     let mut target: Box<dyn Target> = match &a.hub {
         Some(hub) => {
-            let token = a.token.clone().filter(|t| !t.is_empty()).context("--hub needs an admin's --token (or APIARY_TOKEN)")?;
+            let token = a
+                .token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .context("--hub needs an admin's --token (or APIARY_TOKEN)")?;
             let base = hub.trim_end_matches('/').to_string();
             if !(base.starts_with("http://") || base.starts_with("https://")) {
                 bail!("--hub must be an http:// or https:// URL, not {base:?}");
@@ -312,14 +340,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             let rt = runtime()?;
             match rt.block_on(store.create_user("demo-admin", true)) {
                 Ok(_) => {
-                    let scopes = Scopes { read: true, write: true, admin: true };
+                    let scopes = Scopes {
+                        read: true,
+                        write: true,
+                        admin: true,
+                    };
                     let (_, secret) = rt.block_on(store.create_token("demo-admin", scopes, None, Some("apiary demo")))?;
                     admin_token = Some(secret);
                 }
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e).context("cannot create the demo's admin"),
             }
-            Box::new(DataTarget { store, rt, users: HashMap::new(), feeds: HashMap::new(), options: ParseOptions::default() })
+            Box::new(DataTarget {
+                store,
+                rt,
+                users: HashMap::new(),
+                feeds: HashMap::new(),
+                options: ParseOptions::default(),
+            })
         }
     };
 
@@ -334,7 +372,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     // Simulated time → real time: the world ends now.
     let now = chrono::Utc::now().timestamp();
     let offset = now - world.end;
-    let time = |t: i64| chrono::DateTime::from_timestamp(t + offset, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t + offset, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
     let mut per_feed: Vec<Vec<Map<String, Value>>> = vec![Vec::new(); feeds.len()];
     let mut stored = 0u64;
     for s in &world.sightings {
@@ -395,7 +437,13 @@ fn report(a: &DemoArgs, w: &DemoWorld, feeds: &[Feed], stored: u64, tiers_kept: 
         return;
     }
     let days = w.end as f64 / 86_400.0;
-    println!("Loaded a simulated world (seed {}, {:?} scale, {} at {:.0}% of sources) in {secs:.1} s:", a.seed, a.scale, a.adversary, a.share * 100.0);
+    println!(
+        "Loaded a simulated world (seed {}, {:?} scale, {} at {:.0}% of sources) in {secs:.1} s:",
+        a.seed,
+        a.scale,
+        a.adversary,
+        a.share * 100.0
+    );
     println!(
         "  {} feeds: {} seed honeypots (tier seed), {} blocklists ({} copying another), {} strangers' honeypots, {} Sybils ({})",
         feeds.len(),
@@ -418,8 +466,18 @@ fn report(a: &DemoArgs, w: &DemoWorld, feeds: &[Feed], stored: u64, tiers_kept: 
     if !tiers_kept {
         println!("  (this hub keeps no source tiers: the seeds are ordinary feeds here)");
     }
-    let seed_feed = feeds.iter().find(|f| f.role == SourceRole::Seed).map(|f| format!("{}/{}", f.owner, f.name)).unwrap_or_default();
-    let attacker = w.sightings.iter().rev().find(|s| w.values[s.value as usize].kind == ValueKind::Attacker).map(|s| w.values[s.value as usize].address.clone()).unwrap_or_default();
+    let seed_feed = feeds
+        .iter()
+        .find(|f| f.role == SourceRole::Seed)
+        .map(|f| format!("{}/{}", f.owner, f.name))
+        .unwrap_or_default();
+    let attacker = w
+        .sightings
+        .iter()
+        .rev()
+        .find(|s| w.values[s.value as usize].kind == ValueKind::Attacker)
+        .map(|s| w.values[s.value as usize].address.clone())
+        .unwrap_or_default();
     println!("\nTry:");
     match &a.hub {
         None => {

@@ -55,7 +55,9 @@ pub async fn rows(State(state): State<AppState>, caller: Caller) -> Result<Json<
 /// `GET /api/v1/compare/overlap`: `intersect[a][b] = |A ∩ B|`, `differential[a][b] = |A ∖ B| / |A|`.
 pub async fn overlap(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let Some(c) = visible(&state, &caller).await? else {
-        return Ok(Json(json!({"computed_at": null, "pending": true, "feeds": [], "intersect": [], "differential": []})));
+        return Ok(Json(
+            json!({"computed_at": null, "pending": true, "feeds": [], "intersect": [], "differential": []}),
+        ));
     };
     Ok(Json(json!({
         "computed_at": computed_at(&c),

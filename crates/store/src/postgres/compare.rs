@@ -30,7 +30,13 @@ impl PostgresStore {
                 lasttime: r.get::<_, Timestamp>(6),
                 tags: r.get(7),
             };
-            out.push((r.get::<_, i64>(0), r.get::<_, String>(1), parse_itype(r.get(2))?, r.get::<_, Option<String>>(3), p));
+            out.push((
+                r.get::<_, i64>(0),
+                r.get::<_, String>(1),
+                parse_itype(r.get(2))?,
+                r.get::<_, Option<String>>(3),
+                p,
+            ));
         }
         Ok(group_rows(out))
     }
@@ -51,7 +57,10 @@ impl PostgresStore {
 
     pub(super) async fn compare_get(&self) -> Result<Option<Comparison>> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT body FROM feed_comparison WHERE id = 1", &[]).await.map_err(pg_error)?;
+        let row = client
+            .query_opt("SELECT body FROM feed_comparison WHERE id = 1", &[])
+            .await
+            .map_err(pg_error)?;
         row.map(|r| decode(r.get::<_, &str>(0))).transpose()
     }
 }

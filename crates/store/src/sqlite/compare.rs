@@ -70,4 +70,3 @@ impl SqliteStore {
         self.read(get).await
     }
 }
-

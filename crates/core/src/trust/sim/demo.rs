@@ -87,7 +87,16 @@ pub struct DemoWorld {
 }
 
 /// Public resolvers (on the built-in allowlist): the allowlisted popular values of the world.
-const RESOLVERS: [&str; 8] = ["8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112", "208.67.222.222", "208.67.220.220"];
+const RESOLVERS: [&str; 8] = [
+    "8.8.8.8",
+    "8.8.4.4",
+    "1.1.1.1",
+    "1.0.0.1",
+    "9.9.9.9",
+    "149.112.112.112",
+    "208.67.222.222",
+    "208.67.220.220",
+];
 
 /// A public IPv4 address for value `i`, distinct for distinct `i` (first octet 31–99: no
 /// special-use block there), so a loaded world never collides with reserved space.
@@ -110,13 +119,20 @@ pub fn world(p: &WorldParams, adversary: Adversary, share: f64, seed: u64) -> De
                 Role::Seed => SourceRole::Seed,
                 Role::Noisy => {
                     noisy_seen += 1;
-                    if noisy_seen <= p.noisy_copying { SourceRole::NoisyCopying } else { SourceRole::Noisy }
+                    if noisy_seen <= p.noisy_copying {
+                        SourceRole::NoisyCopying
+                    } else {
+                        SourceRole::Noisy
+                    }
                 }
                 Role::Honest => SourceRole::Honest,
                 Role::Copycat => SourceRole::Copycat,
                 Role::Patient => SourceRole::Patient,
             };
-            DemoSource { role, asn: m.networks.first().map_or(0, |n| n.0) }
+            DemoSource {
+                role,
+                asn: m.networks.first().map_or(0, |n| n.0),
+            }
         })
         .collect();
     let mut excluded = 0usize;
@@ -137,7 +153,11 @@ pub fn world(p: &WorldParams, adversary: Adversary, share: f64, seed: u64) -> De
             } else {
                 address(i)
             };
-            DemoValue { address, kind, target: it.target }
+            DemoValue {
+                address,
+                kind,
+                target: it.target,
+            }
         })
         .collect();
     let mut folded: HashMap<(u32, u32), usize> = HashMap::new();
@@ -152,11 +172,23 @@ pub fn world(p: &WorldParams, adversary: Adversary, share: f64, seed: u64) -> De
             }
             None => {
                 folded.insert((e.item, e.source), sightings.len());
-                sightings.push(DemoSighting { value: e.item, source: e.source, first: e.t, last: e.t, depth: e.depth, count: 1 });
+                sightings.push(DemoSighting {
+                    value: e.item,
+                    source: e.source,
+                    first: e.t,
+                    last: e.t,
+                    depth: e.depth,
+                    count: 1,
+                });
             }
         }
     }
-    DemoWorld { sources, values, sightings, end: w.end }
+    DemoWorld {
+        sources,
+        values,
+        sightings,
+        end: w.end,
+    }
 }
 
 #[cfg(test)]
@@ -176,7 +208,14 @@ mod tests {
 
     #[test]
     fn the_world_is_reproducible_and_folded() {
-        let p = WorldParams { attackers: 500, popular: 100, background: 200, research_scanners: 10, targets: 10, ..WorldParams::small() };
+        let p = WorldParams {
+            attackers: 500,
+            popular: 100,
+            background: 200,
+            research_scanners: 10,
+            targets: 10,
+            ..WorldParams::small()
+        };
         let a = world(&p, Adversary::CopycatDistributed, 0.1, 7);
         let b = world(&p, Adversary::CopycatDistributed, 0.1, 7);
         assert_eq!(a.sightings, b.sightings);
