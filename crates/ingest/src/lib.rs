@@ -13,6 +13,7 @@
 
 pub mod cowrie;
 pub mod feeds;
+pub mod honeypot;
 pub mod hpfeeds;
 pub mod lines;
 pub mod report;
