@@ -7,7 +7,7 @@
 
 use super::admin::{fmt_time, runtime, DataDir};
 use anyhow::{bail, Context};
-use apiary_store::{NewHpfeedsIdent, Store, StoreError};
+use apiary_store::{NewHpfeedsIdent, StoreError};
 use clap::{Args, Subcommand};
 use rand::RngCore;
 use std::path::PathBuf;

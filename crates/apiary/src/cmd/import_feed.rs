@@ -5,7 +5,7 @@
 //! batched POSTs to a hub). Shape of a run, as there: one thread reads and parses, the calling
 //! thread writes each batch while the next one is read; a bounded channel keeps memory flat.
 
-use super::admin::{split_feed, DataDir};
+use super::admin::split_feed;
 use super::client::Hub;
 use super::import::{ensure_feed, post, resolve_target, write_batches, Summary as CowrieSummary, Target, Written};
 use anyhow::{bail, Context};
@@ -35,6 +35,9 @@ pub struct FeedTarget {
     /// Import offline into this data directory [env: APIARY_DATA] [default: ./apiary-data].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Import offline into this store: sqlite:DIR or postgres://USER@HOST/DB [env: APIARY_STORE].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Import through the hub at this URL instead of into a data directory [env: APIARY_HUB].
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
@@ -167,7 +170,7 @@ pub fn import(t: &FeedTarget, inputs: Vec<Input>) -> anyhow::Result<FeedSummary>
     let started = Instant::now();
     let (owner, feed) = split_feed(&t.feed)?;
     let format = feeds::format(&t.format).with_context(|| format!("unknown format `{}`", t.format))?;
-    let target = resolve_target(&t.hub, &t.data, &t.token)?;
+    let target = resolve_target(&t.hub, &t.data, &t.store, &t.token)?;
     let description = format!("Imported from feed files ({})", t.format);
     let mut summary = FeedSummary { feed: t.feed.clone(), format: t.format.clone(), ..FeedSummary::default() };
     let opts = ReadOptions {
@@ -180,11 +183,11 @@ pub fn import(t: &FeedTarget, inputs: Vec<Input>) -> anyhow::Result<FeedSummary>
     let mut sink = CowrieSummary::default();
 
     let (written, reader) = match target {
-        Target::Data(dir) => {
+        Target::Data(url) => {
             summary.mode = "offline";
-            let store = DataDir { dir }.open()?;
+            let store = url.open()?;
             let rt = super::admin::runtime()?;
-            let (feed_id, reporter_id) = rt.block_on(ensure_feed(&store, &owner, &feed, &description, &mut sink))?;
+            let (feed_id, reporter_id) = rt.block_on(ensure_feed(store.as_ref(), &owner, &feed, &description, &mut sink))?;
             let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Report>>(2);
             let reader = spawn_reader(inputs, format, opts, batch, move |b| tx.blocking_send(b).is_ok());
             let written = rt.block_on(write_batches(store, rx, feed_id, reporter_id));
@@ -439,9 +442,11 @@ pub fn run_pull(a: PullArgs) -> anyhow::Result<ExitCode> {
         bail!("{} is not an http or https URL", a.url);
     }
     split_feed(&a.target.feed)?;
-    let state_path = match (&a.state, resolve_target(&a.target.hub, &a.target.data, &a.target.token)?) {
+    let state_path = match (&a.state, resolve_target(&a.target.hub, &a.target.data, &a.target.store, &a.target.token)?) {
         (Some(p), _) => p.clone(),
-        (None, Target::Data(dir)) => dir.join("pull-state.json"),
+        (None, Target::Data(url)) => {
+            url.sqlite_dir().map(|d| d.join("pull-state.json")).unwrap_or_else(|| PathBuf::from("./apiary-pull-state.json"))
+        }
         (None, Target::Hub { .. }) => PathBuf::from("./apiary-pull-state.json"),
     };
     let http = reqwest::blocking::Client::builder()

@@ -5,13 +5,13 @@
 //! flag > environment > file > default. docs/configuration.md lists them.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use apiary_server::{Config, Rate, TlsFiles};
-use apiary_store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use apiary_store::sqlite::{Durability, SqliteOptions};
 use apiary_store::{Scopes, Store};
 use clap::Args;
 use serde::Deserialize;
@@ -27,9 +27,17 @@ pub struct ServeArgs {
     /// TOML file with any of the settings below (keys as the long flag names, `_` for `-`).
     #[arg(long, env = "APIARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory [default: ./apiary-data].
-    #[arg(long, env = "APIARY_DATA", value_name = "DIR")]
+    /// Data directory: short for --store sqlite:DIR [env: APIARY_DATA] [default: ./apiary-data].
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// The store: sqlite:DIR, or postgres://USER@HOST[:PORT]/DB that several nodes share
+    /// (docs/scale-out.md) [env: APIARY_STORE].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The bus that carries committed sightings to the streams: `memory` (in-process) or
+    /// nats://HOST:PORT (NATS JetStream, one stream for every node of a hub) [default: memory].
+    #[arg(long, env = "APIARY_BUS", value_name = "URL")]
+    pub bus: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "APIARY_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -75,6 +83,8 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data: Option<PathBuf>,
+    store: Option<String>,
+    bus: Option<String>,
     listen: Option<SocketAddr>,
     public_url: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -91,7 +101,8 @@ struct FileSettings {
 
 /// Settings after precedence is applied.
 struct Settings {
-    data: PathBuf,
+    data: super::store_url::StoreUrl,
+    bus: String,
     allowlist: Option<PathBuf>,
     config: Config,
     durability: Durability,
@@ -162,7 +173,17 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         }
     }
     Ok(Settings {
-        data: a.data.or(file.data).unwrap_or_else(|| PathBuf::from("apiary-data")),
+        data: super::store_url::resolve_from(
+            a.store.as_deref(),
+            a.data.as_deref(),
+            match (file.store, file.data) {
+                (Some(_), Some(_)) => bail!("config file: give `store` or `data`, not both"),
+                (Some(s), None) => Some(s),
+                (None, Some(d)) => Some(format!("sqlite:{}", d.display())),
+                (None, None) => None,
+            },
+        )?,
+        bus: a.bus.or(file.bus).unwrap_or_else(|| "memory".into()),
         durability,
         log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
         allowlist: a.allowlist.or(file.allowlist),
@@ -191,9 +212,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .try_init();
 
     let opts = SqliteOptions { durability: settings.durability, ..SqliteOptions::default() };
-    let store = SqliteStore::open_with(&settings.data, opts)
-        .with_context(|| format!("cannot open the data directory {}", settings.data.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = settings.data.open_with(opts)?;
     if let Some(dir) = &settings.allowlist {
         let mut lists = apiary_core::Allowlist::builtin();
         super::parse::load_dir(&mut lists, dir)
@@ -209,21 +228,31 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "apiary hub on {scheme}://{} (data: {}); CSIRTG clients: CSIRTG_REMOTE={scheme}://{}/api",
             settings.config.listen,
-            settings.data.display(),
+            settings.data.label(),
             settings.config.listen
         );
-        apiary_server::serve(settings.config, store, shutdown_signal()).await
+        let mut config = settings.config;
+        if settings.bus != "memory" {
+            let bus = apiary_bus::open(&settings.bus).await.map_err(|e| anyhow::anyhow!("--bus {}: {e}", settings.bus))?;
+            eprintln!("bus: {} (shared by every node of the hub)", settings.bus);
+            config.streams.bus = Some(apiary_server::streams::SharedBus(bus));
+        }
+        apiary_server::serve(config, store, shutdown_signal()).await
     })?;
     eprintln!("apiary hub stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// With no users yet, create `admin` and print its token once.
-async fn first_start(store: &dyn Store, data: &Path) -> anyhow::Result<()> {
+async fn first_start(store: &dyn Store, data: &super::store_url::StoreUrl) -> anyhow::Result<()> {
     if !store.list_users().await?.is_empty() {
         return Ok(());
     }
-    store.create_user("admin", true).await.context("creating the first user")?;
+    match store.create_user("admin", true).await {
+        // Another node of the hub made it at the same moment: its token was printed there.
+        Err(apiary_store::StoreError::Conflict(_)) => return Ok(()),
+        other => other.context("creating the first user")?,
+    };
     let scopes = Scopes { read: true, write: true, admin: true };
     let (_, token) = store
         .create_token("admin", scopes, None, Some("created on first start"))
@@ -232,8 +261,8 @@ async fn first_start(store: &dyn Store, data: &Path) -> anyhow::Result<()> {
     println!("First start: created user `admin`. Its token (read, write, admin) is shown only now:\n");
     println!("    {token}\n");
     println!(
-        "Make another with: apiary token create --user admin --scopes read,write,admin --data {}",
-        data.display()
+        "Make another with: apiary token create --user admin --scopes read,write,admin --store {}",
+        data.label()
     );
     Ok(())
 }
@@ -289,13 +318,13 @@ mod tests {
         assert_eq!(s.config.listen, "0.0.0.0:7000".parse().unwrap());
         assert_eq!(s.config.public_url.as_deref(), Some("https://hub.example"));
         assert_eq!(s.config.max_body_bytes, 1 << 20);
-        assert_eq!(s.data, PathBuf::from("/srv/apiary"));
+        assert_eq!(s.data, super::super::store_url::StoreUrl::Sqlite(PathBuf::from("/srv/apiary")));
 
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         assert!(resolve(ServeArgs { config: Some(file), ..ServeArgs::default() }).is_err(), "typos in the file are errors");
 
         let s = resolve(ServeArgs::default()).unwrap();
-        assert_eq!(s.data, PathBuf::from("apiary-data"));
+        assert_eq!(s.data, super::super::store_url::StoreUrl::Sqlite(PathBuf::from("./apiary-data")));
         assert_eq!(s.config.listen, "127.0.0.1:8080".parse().unwrap());
     }
 }
