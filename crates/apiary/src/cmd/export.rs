@@ -12,7 +12,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use apiary_core::export::Meta;
 use apiary_server::export::{self as engine, ExportParams, Job, BLOCK_TIER};
-use apiary_store::sqlite::SqliteStore;
 use apiary_store::{Reader, Store};
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -40,6 +39,7 @@ reading as the feed's owner (or as --as USER; the BLOCK tier offline reads publi
   apiary export --tier block --format nginx --type ipv4 --hub https://hub.example --token $T
   apiary export alice/honeypot --format stix --window all --data ./apiary-data"
 )]
+#[command(group = clap::ArgGroup::new("offline").args(["data", "store"]))]
 pub struct ExportArgs {
     /// The feed, `USER/FEED` (omit with --tier block).
     #[arg(value_name = "USER/FEED", required_unless_present = "tier")]
@@ -85,15 +85,18 @@ pub struct ExportArgs {
     /// An API token (private feeds and TLP:RED need one).
     #[arg(long, value_name = "TOKEN", env = "APIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Export from this data directory instead of a hub.
-    #[arg(long, value_name = "DIR")]
+    /// Export from this data directory instead of a hub (short for --store sqlite:DIR).
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub data: Option<PathBuf>,
+    /// Export from this store instead of a hub: sqlite:DIR or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Offline only: MISP warninglists to apply on top of the built-in lists (a directory of
     /// `NAME/list.json`); a hub applies its own `serve --allowlist`.
-    #[arg(long, value_name = "DIR", requires = "data", env = "APIARY_ALLOWLIST")]
+    #[arg(long, value_name = "DIR", requires = "offline", env = "APIARY_ALLOWLIST")]
     pub allowlist: Option<PathBuf>,
     /// Offline only: read as this user (default: the feed's owner; anonymous for the tier).
-    #[arg(long = "as", value_name = "USER", requires = "data")]
+    #[arg(long = "as", value_name = "USER", requires = "offline")]
     pub as_user: Option<String>,
 }
 
@@ -118,14 +121,18 @@ impl ExportArgs {
 pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
     // Check the parameters here first, so a typo fails the same way offline and online.
     a.params().parse().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    if let (Some(dir), Some(_)) = (&a.allowlist, &a.data) {
+    let offline_store = match (&a.store, &a.data) {
+        (None, None) => None,
+        (store, data) => Some(super::store_url::resolve(store.as_deref(), data.as_deref(), None)?),
+    };
+    if let (Some(dir), Some(_)) = (&a.allowlist, &offline_store) {
         let mut lists = apiary_core::Allowlist::builtin();
         super::parse::load_dir(&mut lists, dir)
             .with_context(|| format!("cannot load the allowlist directory {}", dir.display()))?;
         apiary_server::export::install_allowlist(lists);
     }
-    match &a.data {
-        Some(dir) => offline(&a, dir),
+    match &offline_store {
+        Some(url) => offline(&a, url),
         None => through_hub(&a),
     }
 }
@@ -188,7 +195,7 @@ fn through_hub(a: &ExportArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn offline(a: &ExportArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn offline(a: &ExportArgs, url: &super::store_url::StoreUrl) -> anyhow::Result<ExitCode> {
     let spec = a.params().parse().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if spec.categories {
         if spec.format.name != "suricata-iprep" {
@@ -197,8 +204,7 @@ fn offline(a: &ExportArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         print!("{}", apiary_core::export::suricata_iprep::categories());
         return Ok(ExitCode::SUCCESS);
     }
-    let store = SqliteStore::open(dir).with_context(|| format!("cannot open the data directory {}", dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = url.open()?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let reader = match &a.as_user {
