@@ -1493,6 +1493,18 @@ pub async fn sensors_are_registered_listed_and_removed(s: &dyn Store) {
     assert_eq!(got, [("pot-1".to_string(), 1), ("pot-7".to_string(), 2)]);
     assert_eq!(seen[1].first_seen, Some(t("2024-05-02T10:00:00Z")));
     assert_eq!(seen[1].last_seen, Some(t("2024-05-03T10:00:30Z")));
+    // Attackers by sensor.
+    let pairs = s.attacker_sensors(Some(&[a.id])).await.unwrap();
+    let got: Vec<(String, String, u64)> = pairs.iter().map(|p| (p.attacker.clone(), p.sensor.clone(), p.sessions)).collect();
+    assert_eq!(
+        got,
+        [
+            ("192.0.2.10".to_string(), "pot-1".to_string(), 1),
+            ("192.0.2.10".to_string(), "pot-7".to_string(), 1),
+            ("192.0.2.11".to_string(), "pot-7".to_string(), 1)
+        ]
+    );
+    assert!(s.attacker_sensors(Some(&[b.id])).await.unwrap().is_empty());
 }
 
 pub async fn sessions_and_sensors_go_with_their_feed(s: &dyn Store) {

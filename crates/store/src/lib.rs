@@ -366,6 +366,12 @@ pub trait Store: Send + Sync + 'static {
         let _ = feed_ids;
         Err(sessions_unsupported())
     }
+    /// Every (attacker, sensor) pair of the stored sessions (of `feed_ids`, or all) with its
+    /// session count and times, by attacker; at most [`sessions::MAX_LINK_SCAN`] rows.
+    async fn attacker_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<sessions::AttackerSensor>> {
+        let _ = feed_ids;
+        Err(sessions_unsupported())
+    }
     /// Register a sensor in a feed, or change its declared network.
     async fn upsert_sensor(&self, new: NewSensor) -> Result<Sensor> {
         let _ = new;

@@ -129,3 +129,14 @@ pub fn check_sensor_name(name: &str) -> crate::Result<()> {
     }
     Ok(())
 }
+
+/// How often one attacker was seen by one sensor (for "attackers seen by several sensors").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttackerSensor {
+    pub attacker: String,
+    pub feed_id: i64,
+    pub sensor: String,
+    pub sessions: u64,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}

@@ -8,6 +8,7 @@ pub mod export;
 pub mod hpfeeds;
 pub mod import;
 pub mod import_feed;
+pub mod import_honeypot;
 pub mod parse;
 pub mod sensor;
 pub mod serve;
@@ -78,6 +79,8 @@ pub enum Command {
     Sessions(sessions::SessionsArgs),
     /// An attacker's timeline across sensors and networks.
     Attacker(sessions::AttackerArgs),
+    /// Attackers seen by several sensors and networks.
+    Attackers(sessions::AttackersArgs),
     /// Campaigns: attackers linked by a shared payload, tty log, command sequence or HASSH + credentials.
     Campaigns(sessions::CampaignsArgs),
     /// Feeds as sources: tiers (seed, established, probation, quarantined) and reliability.
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Webhook(a) => stream::run_webhook(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Attacker(a) => sessions::run_attacker(a),
+        Command::Attackers(a) => sessions::run_attackers(a),
         Command::Campaigns(a) => sessions::run_campaigns(a),
         Command::Source(a) => trust::run_source(a),
         Command::Score(a) => trust::run_score(a),

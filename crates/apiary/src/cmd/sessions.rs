@@ -97,6 +97,71 @@ pub struct AttackerArgs {
     pub source: Source,
 }
 
+/// Attackers seen by several sensors and networks.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The correlation across honeynets: attackers that two or more sensors saw (of the feeds you
+may read), most declared networks first. Declare each sensor's network with `apiary feed sensor add`.
+
+Examples:
+  apiary attackers --data /srv/apiary
+  apiary attackers --min-networks 2 --hub https://hub.example --token $TOKEN --json"
+)]
+pub struct AttackersArgs {
+    /// Only attackers seen by at least this many sensors.
+    #[arg(long, default_value_t = 2)]
+    pub min_sensors: usize,
+    /// Only attackers seen from at least this many declared networks.
+    #[arg(long, default_value_t = 0)]
+    pub min_networks: usize,
+    /// At most this many (up to 1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+pub fn run_attackers(a: AttackersArgs) -> anyhow::Result<ExitCode> {
+    let f = views::AttackerFilters {
+        min_sensors: Some(a.min_sensors.to_string()),
+        min_networks: Some(a.min_networks.to_string()),
+        limit: Some(a.limit.to_string()),
+    };
+    let path = format!(
+        "/api/v1/attackers?min_sensors={}&min_networks={}&limit={}",
+        a.min_sensors, a.min_networks, a.limit
+    );
+    let v = fetch(&a.source, &path, |store, viewer| async move {
+        views::attackers_view(store.as_ref(), &viewer, &f).await
+    })?;
+    if a.source.json {
+        return print_json(&v);
+    }
+    println!(
+        "{} attacker(s) seen by {}+ sensors",
+        v["total"], a.min_sensors
+    );
+    for x in v["items"].as_array().into_iter().flatten() {
+        let names: Vec<String> = x["sensor_names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| format!("{} {}", s(&n["feed"]), s(&n["sensor"])))
+            .collect();
+        println!(
+            "  {:<40} {:>3} sensor(s) {:>3} network(s) {:>6} session(s)  {} .. {}  {}",
+            s(&x["attacker"]),
+            x["sensors"].to_string(),
+            x["networks"].to_string(),
+            x["sessions"].to_string(),
+            time(&x["first_seen"]),
+            time(&x["last_seen"]),
+            names.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Campaigns: attackers linked by what they share.
 #[derive(Args, Debug)]
 #[command(
@@ -478,10 +543,10 @@ pub fn run_campaigns(a: CampaignsArgs) -> anyhow::Result<ExitCode> {
             "{:<18} {:<18} {:>9} {:>8} {:>7} {:>8}  {:<19}  {}",
             s(&c["id"]),
             s(&c["kind"]),
-            c["attackers"],
-            c["sessions"],
-            c["sensors"],
-            c["networks"],
+            c["attackers"].to_string(),
+            c["sessions"].to_string(),
+            c["sensors"].to_string(),
+            c["networks"].to_string(),
             time(&c["last_seen"]),
             key.get(..24).unwrap_or(&key)
         );

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/feeds/{owner}/{feed}/sensors", get(sessions::sensors).post(sessions::add_sensor))
         .route("/api/v1/feeds/{owner}/{feed}/sensors/{name}", delete(sessions::remove_sensor))
         .route("/api/v1/sessions", get(sessions::list))
+        .route("/api/v1/attackers", get(sessions::attackers))
         .route("/api/v1/attackers/{ip}", get(sessions::attacker))
         .route("/api/v1/payloads/{sha256}", get(sessions::payload))
         .route("/api/v1/campaigns", get(sessions::campaigns_list))

@@ -5,7 +5,8 @@
 //! - `GET|POST /api/v1/feeds/{owner}/{feed}/sensors`, `DELETE …/sensors/{name}`: sensors and
 //!   their declared networks;
 //! - `GET /api/v1/sessions`, `/api/v1/attackers/{ip}`, `/api/v1/payloads/{sha256}`,
-//!   `/api/v1/campaigns`, `/api/v1/campaigns/{id}`: the views.
+//!   `/api/v1/attackers` (seen by several sensors), `/api/v1/campaigns`, `/api/v1/campaigns/{id}`:
+//!   the views.
 //!
 //! Who sees what: only feeds the caller may read contribute. Sensor locations are secrets:
 //! sensor names and honeypot addresses are shown only for feeds the caller owns (or to an
@@ -410,6 +411,91 @@ pub async fn payload_view(
     Ok(v)
 }
 
+/// Filters of `GET /api/v1/attackers`.
+#[derive(Debug, Deserialize, Default)]
+pub struct AttackerFilters {
+    pub min_sensors: Option<String>,
+    pub min_networks: Option<String>,
+    pub limit: Option<String>,
+}
+
+fn count_param(name: &str, v: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("invalid_count", format!("`{name}`: a whole number"))),
+    }
+}
+
+/// Attackers seen by several sensors (`min_sensors`, default 2) and declared networks
+/// (`min_networks`, default 0): the correlation across honeynets. Most networks first, then
+/// most sensors, then most sessions.
+pub async fn attackers_view(
+    store: &dyn Store,
+    viewer: &Viewer,
+    f: &AttackerFilters,
+) -> Result<Value, ApiError> {
+    let min_sensors = count_param("min_sensors", f.min_sensors.as_deref(), 2)?;
+    let min_networks = count_param("min_networks", f.min_networks.as_deref(), 0)?;
+    let lim = limit(f.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let nets = networks(store, viewer).await?;
+    let pairs = store.attacker_sensors(Some(&viewer.feed_ids())).await?;
+    struct Acc {
+        sensors: BTreeSet<SensorRef>,
+        sessions: u64,
+        first: Option<apiary_store::Timestamp>,
+        last: Option<apiary_store::Timestamp>,
+    }
+    let mut by: BTreeMap<&str, Acc> = BTreeMap::new();
+    for p in &pairs {
+        let a = by.entry(&p.attacker).or_insert(Acc {
+            sensors: BTreeSet::new(),
+            sessions: 0,
+            first: None,
+            last: None,
+        });
+        a.sensors.insert(SensorRef {
+            feed_id: p.feed_id,
+            sensor: p.sensor.clone(),
+        });
+        a.sessions += p.sessions;
+        a.first = match (a.first, p.first_seen) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        a.last = a.last.max(p.last_seen);
+    }
+    let mut rows: Vec<(usize, usize, u64, &str, &Acc)> = by
+        .iter()
+        .filter(|(_, a)| a.sensors.len() >= min_sensors)
+        .map(|(ip, a)| {
+            let (n, _) = networks_of(&a.sensors, &|s| nets.get(s).cloned());
+            (n.len(), a.sensors.len(), a.sessions, *ip, a)
+        })
+        .filter(|r| r.0 >= min_networks)
+        .collect();
+    rows.sort_by(|x, y| {
+        y.0.cmp(&x.0)
+            .then(y.1.cmp(&x.1))
+            .then(y.2.cmp(&x.2))
+            .then(x.3.cmp(y.3))
+    });
+    let total = rows.len();
+    let items: Vec<Value> = rows
+        .into_iter()
+        .take(lim)
+        .map(|(_, _, sessions, ip, a)| {
+            let mut v = json!({"attacker": ip, "sessions": sessions, "first_seen": a.first, "last_seen": a.last});
+            if let (Value::Object(m), Value::Object(x)) = (&mut v, sensors_json(&a.sensors, &nets, viewer)) {
+                m.extend(x);
+            }
+            v
+        })
+        .collect();
+    Ok(json!({"total": total, "items": items}))
+}
+
 /// Filters of `GET /api/v1/campaigns`.
 #[derive(Debug, Deserialize, Default)]
 pub struct CampaignFilters {
@@ -535,6 +621,18 @@ pub async fn list(
 #[derive(Debug, Deserialize, Default)]
 pub struct ListParam {
     pub limit: Option<String>,
+}
+
+/// `GET /api/v1/attackers`
+pub async fn attackers(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryString(f): QueryString<AttackerFilters>,
+) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&state, &caller).await?;
+    Ok(Json(
+        attackers_view(state.store.as_ref(), &viewer, &f).await?,
+    ))
 }
 
 /// `GET /api/v1/attackers/{ip}`

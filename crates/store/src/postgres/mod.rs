@@ -530,6 +530,10 @@ impl Store for PostgresStore {
         self.sessions_links(feed_ids).await
     }
 
+    async fn attacker_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<crate::sessions::AttackerSensor>> {
+        self.sessions_attacker_sensors(feed_ids).await
+    }
+
     async fn upsert_sensor(&self, new: crate::NewSensor) -> Result<crate::Sensor> {
         self.sensor_upsert(new).await
     }

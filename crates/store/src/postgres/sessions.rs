@@ -5,8 +5,8 @@
 use super::{pg_error, to_micros, PostgresStore};
 use crate::model::Timestamp;
 use crate::sessions::{
-    check_sensor_name, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery, SessionsOutcome,
-    StoredSession, MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
+    check_sensor_name, AttackerSensor, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery,
+    SessionsOutcome, StoredSession, MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
 };
 use crate::sqlite::sessions::{prepare, Detail};
 use crate::{Result, StoreError};
@@ -256,6 +256,39 @@ impl PostgresStore {
                     end: r.get(5),
                     links,
                 }
+            })
+            .collect())
+    }
+
+    pub(super) async fn sessions_attacker_sensors(
+        &self,
+        feed_ids: Option<&[i64]>,
+    ) -> Result<Vec<AttackerSensor>> {
+        if feed_ids.is_some_and(<[i64]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let ids: Option<Vec<i64>> = feed_ids.map(<[i64]>::to_vec);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT s.attacker, s.feed_id, s.sensor, count(*), min(s.start_at), max(coalesce(s.end_at, s.start_at)) \
+                     FROM sessions s WHERE s.attacker IS NOT NULL AND ($1::bigint[] IS NULL OR s.feed_id = ANY($1)) \
+                     GROUP BY s.attacker, s.feed_id, s.sensor ORDER BY s.attacker, s.feed_id, s.sensor LIMIT {MAX_LINK_SCAN}"
+                ),
+                &[&ids],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| AttackerSensor {
+                attacker: r.get(0),
+                feed_id: r.get(1),
+                sensor: r.get(2),
+                sessions: r.get::<_, i64>(3) as u64,
+                first_seen: r.get::<_, Option<Timestamp>>(4),
+                last_seen: r.get::<_, Option<Timestamp>>(5),
             })
             .collect())
     }

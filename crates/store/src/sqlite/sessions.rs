@@ -4,8 +4,8 @@
 
 use super::{db_error, from_micros, micros, now_micros, SqliteStore};
 use crate::sessions::{
-    check_sensor_name, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery, SessionsOutcome,
-    StoredSession, MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
+    check_sensor_name, AttackerSensor, NewSensor, NewSession, Sensor, SensorSeen, SessionQuery,
+    SessionsOutcome, StoredSession, MAX_LINK_SCAN, MAX_SESSIONS_PAGE,
 };
 use crate::{Result, StoreError};
 use apiary_core::sessions::{
@@ -296,6 +296,35 @@ pub(crate) fn links(c: &Connection, feed_ids: Option<&[i64]>) -> Result<Vec<Sess
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
 }
 
+pub(crate) fn attacker_sensors(
+    c: &Connection,
+    feed_ids: Option<&[i64]>,
+) -> Result<Vec<AttackerSensor>> {
+    if feed_ids.is_some_and(<[i64]>::is_empty) {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT s.attacker, s.feed_id, s.sensor, count(*), min(s.start_at), max(coalesce(s.end_at, s.start_at)) \
+         FROM sessions s WHERE s.attacker IS NOT NULL{} GROUP BY s.attacker, s.feed_id, s.sensor \
+         ORDER BY s.attacker, s.feed_id, s.sensor LIMIT {MAX_LINK_SCAN}",
+        feed_filter(feed_ids)
+    );
+    let mut st = c.prepare(&sql).map_err(db_error)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(AttackerSensor {
+                attacker: r.get(0)?,
+                feed_id: r.get(1)?,
+                sensor: r.get(2)?,
+                sessions: r.get::<_, i64>(3)? as u64,
+                first_seen: r.get::<_, Option<i64>>(4)?.map(from_micros),
+                last_seen: r.get::<_, Option<i64>>(5)?.map(from_micros),
+            })
+        })
+        .map_err(db_error)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
+}
+
 fn sensor_from_row(r: &Row) -> rusqlite::Result<Sensor> {
     Ok(Sensor {
         feed_id: r.get(0)?,
@@ -404,6 +433,15 @@ impl SqliteStore {
     ) -> Result<Vec<SessionLinks>> {
         let ids = feed_ids.map(<[i64]>::to_vec);
         self.read(move |c| links(c, ids.as_deref())).await
+    }
+
+    pub(super) async fn sessions_attacker_sensors(
+        &self,
+        feed_ids: Option<&[i64]>,
+    ) -> Result<Vec<AttackerSensor>> {
+        let ids = feed_ids.map(<[i64]>::to_vec);
+        self.read(move |c| attacker_sensors(c, ids.as_deref()))
+            .await
     }
 
     pub(super) async fn sensor_upsert(&self, new: NewSensor) -> Result<Sensor> {
