@@ -35,6 +35,10 @@ pub enum ImportKind {
     Cowrie(CowrieArgs),
     /// Import feed files (blocklists, abuse.ch CSVs, Spamhaus DROP, CSV, JSON lines, STIX, MISP).
     Feed(super::import_feed::FeedArgs),
+    /// Import honeypot logs of any kind (cowrie, dionaea) as sightings.
+    Honeypot(super::import_honeypot::HoneypotArgs),
+    /// Import Dionaea JSON logs (log_json output): `import honeypot --kind dionaea`.
+    Dionaea(super::import_honeypot::DionaeaArgs),
 }
 
 /// Import Cowrie JSON logs into a feed.
@@ -111,6 +115,8 @@ pub fn run(a: ImportArgs) -> anyhow::Result<ExitCode> {
     match a.kind {
         ImportKind::Cowrie(c) => run_cowrie(c),
         ImportKind::Feed(f) => super::import_feed::run(f),
+        ImportKind::Honeypot(h) => super::import_honeypot::run(h),
+        ImportKind::Dionaea(d) => super::import_honeypot::run_dionaea(d),
     }
 }
 
@@ -665,7 +671,7 @@ fn record_reply(reply: &PublishReply, hub_name: &str, chunk: &[Report], w: &mut 
     }
 }
 
-fn print_summary(s: &Summary) {
+pub(super) fn print_summary(s: &Summary) {
     let thousands = |n: u64| {
         let d = n.to_string();
         let mut out = String::new();

@@ -76,6 +76,13 @@ pub struct ServeArgs {
     /// directory of `NAME/list.json` (exclude or hold per list, see docs/indicators.md).
     #[arg(long, env = "APIARY_ALLOWLIST", value_name = "DIR")]
     pub allowlist: Option<PathBuf>,
+    /// IP-to-ASN tables that give addresses their AS number, AS name and country (the CSIRTG
+    /// `asn`, `asn_desc`, `cc` fields, native views, streams, the stream filter `asn=`): an
+    /// ip2asn TSV from iptoasn.com (ip2asn-combined.tsv, plain or .gz). Repeat the flag (or
+    /// separate with commas) to layer tables; the first that knows a field wins. Reloaded on
+    /// SIGHUP (docs/enrichment.md) [default: none].
+    #[arg(long, env = "APIARY_ASN_DB", value_name = "FILE", value_delimiter = ',')]
+    pub asn_db: Vec<PathBuf>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -97,6 +104,15 @@ struct FileSettings {
     log: Option<String>,
     hpfeeds: Option<SocketAddr>,
     allowlist: Option<PathBuf>,
+    asn_db: Option<OneOrMany>,
+}
+
+/// A TOML setting that is one path or a list of paths.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
 }
 
 /// Settings after precedence is applied.
@@ -104,6 +120,7 @@ struct Settings {
     data: super::store_url::StoreUrl,
     bus: String,
     allowlist: Option<PathBuf>,
+    asn_db: Vec<PathBuf>,
     config: Config,
     durability: Durability,
     log: String,
@@ -187,6 +204,12 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         durability,
         log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
         allowlist: a.allowlist.or(file.allowlist),
+        asn_db: match (a.asn_db.is_empty(), file.asn_db) {
+            (false, _) => a.asn_db,
+            (true, Some(OneOrMany::One(p))) => vec![p],
+            (true, Some(OneOrMany::Many(ps))) => ps,
+            (true, None) => Vec::new(),
+        },
         config: Config {
             listen: a.listen.or(file.listen).unwrap_or(defaults.listen),
             public_url,
@@ -221,8 +244,19 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         apiary_server::export::install_allowlist(lists);
     }
 
+    let mut settings = settings;
+    if !settings.asn_db.is_empty() {
+        let (db, reports) = apiary_server::enrich::AsnDb::open(settings.asn_db.clone())
+            .map_err(|e| anyhow::anyhow!("--asn-db: {e}"))?;
+        for line in reports.iter().flat_map(|r| r.to_string().lines().map(str::to_string).collect::<Vec<_>>()) {
+            eprintln!("asn-db: {}", super::terminal_safe(&line));
+        }
+        settings.config.asn = db;
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        reload_on_hangup(settings.config.asn.clone());
         first_start(store.as_ref(), &settings.data).await?;
         let scheme = if settings.config.tls.is_some() { "https" } else { "http" };
         eprintln!(
@@ -265,6 +299,32 @@ async fn first_start(store: &dyn Store, data: &super::store_url::StoreUrl) -> an
         data.label()
     );
     Ok(())
+}
+
+/// On SIGHUP, read the `--asn-db` files again; the old tables stay if the new ones fail.
+fn reload_on_hangup(db: Arc<apiary_server::enrich::AsnDb>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            if db.paths().is_empty() {
+                tracing::info!("SIGHUP: no --asn-db files to reload");
+                continue;
+            }
+            match tokio::task::spawn_blocking({
+                let db = db.clone();
+                move || db.reload()
+            })
+            .await
+            {
+                Ok(Ok(reports)) => reports.iter().for_each(|r| tracing::info!("SIGHUP: asn-db reloaded: {r}")),
+                Ok(Err(e)) => tracing::warn!("SIGHUP: asn-db not reloaded, the previous tables stay: {e}"),
+                Err(e) => tracing::warn!("SIGHUP: asn-db reload failed: {e}"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = db;
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
