@@ -176,16 +176,31 @@ fn bump(map: &mut HashMap<String, u64>, key: &str, by: u64) {
     map.insert(key.to_string(), by);
 }
 
+/// Credentials and commands per feed, from the latest sessions.
+#[derive(Debug, Default)]
+pub struct SessionCounts {
+    pub credentials: HashMap<i64, HashMap<String, u64>>,
+    pub commands: HashMap<i64, HashMap<String, u64>>,
+    pub sessions: usize,
+}
+
+/// Sessions the overview's credentials and commands are counted over (the newest).
+const TOP_SESSIONS: usize = 10_000;
+/// How often they are recounted.
+const SESSIONS_EVERY: Duration = Duration::from_secs(30);
+
 /// The pages' shared state: the digest and the task that keeps it.
 pub struct Web {
     store: Arc<dyn Store>,
     digest: RwLock<Digest>,
+    /// None until counted, or when the store keeps no sessions.
+    sessions: RwLock<Option<SessionCounts>>,
     started: OnceLock<()>,
 }
 
 impl Web {
     pub fn new(store: Arc<dyn Store>) -> Arc<Web> {
-        Arc::new(Web { store, digest: RwLock::new(Digest::default()), started: OnceLock::new() })
+        Arc::new(Web { store, digest: RwLock::new(Digest::default()), sessions: RwLock::new(None), started: OnceLock::new() })
     }
 
     /// Read the digest (starting the task on first use).
@@ -230,6 +245,45 @@ impl Web {
         Ok(read)
     }
 
+    /// Count credentials and commands over the newest sessions.
+    pub async fn count_sessions(&self) {
+        let q = apiary_store::SessionQuery { newest_first: true, limit: TOP_SESSIONS, ..Default::default() };
+        let counts = match self.store.query_sessions(&q).await {
+            Ok(list) => {
+                let mut c = SessionCounts { sessions: list.len(), ..Default::default() };
+                for s in &list {
+                    let creds = c.credentials.entry(s.feed_id).or_default();
+                    for cred in &s.record.credentials {
+                        let text = match (&cred.username, &cred.password, &cred.fingerprint) {
+                            (u, Some(p), _) => format!("{}:{p}", u.as_deref().unwrap_or("")),
+                            (u, None, Some(_)) => format!("{} (key)", u.as_deref().unwrap_or("")),
+                            (u, None, None) => u.clone().unwrap_or_default(),
+                        };
+                        *creds.entry(text).or_default() += 1;
+                    }
+                    let cmds = c.commands.entry(s.feed_id).or_default();
+                    for cmd in &s.record.commands {
+                        let cmd: String = cmd.chars().take(200).collect();
+                        *cmds.entry(cmd).or_default() += 1;
+                    }
+                }
+                Some(c)
+            }
+            Err(_) => None,
+        };
+        *self.sessions.write().unwrap_or_else(|e| e.into_inner()) = counts;
+    }
+
+    /// The top credentials and commands of `feed_ids` (None: the hub keeps no sessions).
+    pub fn session_tops(&self, feed_ids: &[i64]) -> Option<super::overview::SessionTops> {
+        let guard = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let c = guard.as_ref()?;
+        let pick = |m: &HashMap<i64, HashMap<String, u64>>| {
+            top(merged_counts(feed_ids.iter().filter_map(|id| m.get(id)).map(|x| x.iter().map(|(k, v)| (k.clone(), *v)))), 10)
+        };
+        Some(super::overview::SessionTops { credentials: pick(&c.credentials), commands: pick(&c.commands), sessions: c.sessions })
+    }
+
     /// Recompute overlaps now.
     pub fn refresh_overlaps(&self) {
         self.digest.write().unwrap_or_else(|e| e.into_inner()).compute_overlaps();
@@ -238,8 +292,13 @@ impl Web {
 
 async fn run(web: Weak<Web>) {
     let mut changed_since_overlap = true;
+    let mut sessions_at: Option<Instant> = None;
     loop {
         let Some(w) = web.upgrade() else { return };
+        if sessions_at.is_none_or(|t| t.elapsed() >= SESSIONS_EVERY) {
+            w.count_sessions().await;
+            sessions_at = Some(Instant::now());
+        }
         match w.catch_up().await {
             Ok(n) => {
                 changed_since_overlap |= n > 0;

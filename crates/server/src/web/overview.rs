@@ -29,6 +29,8 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx) -> Response {
 pub struct SessionTops {
     pub credentials: Vec<(String, u64)>,
     pub commands: Vec<(String, u64)>,
+    /// Sessions counted (the newest of the hub).
+    pub sessions: usize,
 }
 
 fn render(d: &Digest, ids: &[i64], feed_count: usize, sessions: Option<&SessionTops>) -> String {
@@ -102,8 +104,10 @@ fn render(d: &Digest, ids: &[i64], feed_count: usize, sessions: Option<&SessionT
             let cmds: Vec<(String, u64)> = t.commands.iter().map(|(c, n)| (format!("<code>{}</code>", esc(c)), *n)).collect();
             let _ = write!(
                 b,
-                "<section id=\"top-credentials\"><h2>Top credentials</h2>{}</section><section id=\"top-commands\"><h2>Top commands</h2>{}</section>",
+                "<section id=\"top-credentials\"><h2>Top credentials</h2><p class=\"sub\">in the latest {} sessions</p>{}</section><section id=\"top-commands\"><h2>Top commands</h2><p class=\"sub\">in the latest {} sessions</p>{}</section>",
+                num(t.sessions as i64),
                 svg::bars("top credentials", &creds, "No credentials tried yet."),
+                num(t.sessions as i64),
                 svg::bars("top commands", &cmds, "No commands run yet.")
             );
         }
