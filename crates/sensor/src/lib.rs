@@ -261,14 +261,20 @@ impl Encoder {
                 Err(e) => return Encoded::NotJson(format!("not JSON ({e})")),
             }
         } else {
-            match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(mut m)) => {
+            // The other fields' values go out as logged (not parsed and printed again).
+            if !text.starts_with('{') {
+                return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                    Ok(_) => Encoded::NotJson("a JSON value but not an object".into()),
+                    Err(e) => Encoded::NotJson(format!("not JSON ({e})")),
+                };
+            }
+            match serde_json::from_str::<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>>(text) {
+                Ok(mut m) => {
                     for f in &self.drop {
                         m.remove(f);
                     }
-                    serde_json::Value::Object(m).to_string()
+                    serde_json::to_string(&m).expect("raw values serialise")
                 }
-                Ok(_) => return Encoded::NotJson("a JSON value but not an object".into()),
                 Err(e) => return Encoded::NotJson(format!("not JSON ({e})")),
             }
         };

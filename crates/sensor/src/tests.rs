@@ -222,6 +222,9 @@ fn lines_become_keyed_events_without_the_dropped_fields() {
     let v: serde_json::Value = serde_json::from_slice(&wire).unwrap();
     assert!(v["event"].get("password").is_none(), "dropped before it leaves: {v}");
     assert_eq!(v["event"]["session"], "abc");
+    // Numbers are shipped as logged, dropped fields or not.
+    let Encoded::Event { wire, .. } = e.encode(br#"{"duration":0.9280888645586028,"password":"x"}"#, "fp", 0) else { panic!() };
+    assert!(String::from_utf8(wire).unwrap().contains(r#""event":{"duration":0.9280888645586028}"#));
 
     assert!(matches!(e.encode(b"not json", "fp", 0), Encoded::NotJson(_)));
     assert!(matches!(e.encode(b"[1,2]", "fp", 0), Encoded::NotJson(_)));

@@ -19,7 +19,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::auth::{writable_feed, Caller};
 use crate::error::ApiError;
@@ -47,13 +49,22 @@ fn refuse(line: usize, code: &'static str, message: impl Into<String>) -> LineRe
 
 /// What a honeypot kind needs from an event: its session, its type, and whether it ends the
 /// session. A new kind is one more arm here and a reader in `apiary_ingest`.
-fn session_fields(kind: &str, event: &Map<String, Value>) -> Option<(Option<String>, Option<String>, bool)> {
-    let text = |k: &str| event.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+fn session_fields(kind: &str, event: &str) -> Option<(Option<String>, Option<String>, bool)> {
+    #[derive(Deserialize)]
+    struct Fields {
+        session: Option<Value>,
+        eventid: Option<Value>,
+    }
+    let text = |v: Option<Value>| match v {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    };
     match kind {
         "cowrie" => {
-            let eventid = text("eventid");
+            let f: Fields = serde_json::from_str(event).ok()?;
+            let eventid = text(f.eventid);
             let closes = eventid.as_deref() == Some("cowrie.session.closed");
-            Some((text("session"), eventid, closes))
+            Some((text(f.session), eventid, closes))
         }
         _ => None,
     }
@@ -63,18 +74,31 @@ fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
 }
 
+/// One line as sent; the event is kept as the shipper wrote it (byte for byte).
+#[derive(Deserialize)]
+struct WireLine<'a> {
+    key: Option<Value>,
+    sensor: Option<Value>,
+    kind: Option<Value>,
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+}
+
 /// Read one line into an event to store.
 pub fn decode_line(number: usize, bytes: &[u8]) -> Result<NewSensorEvent, LineRejection> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(refuse(number, "too_large", format!("the line is {} bytes; at most {MAX_EVENT_BYTES} per event", bytes.len())));
     }
-    let mut obj: Map<String, Value> = match serde_json::from_slice(bytes) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(refuse(number, "invalid_item", "a line must be a JSON object with key, sensor, kind and event")),
-        Err(e) => return Err(refuse(number, "invalid_json", format!("malformed JSON: {e}"))),
-    };
-    let mut field = |name: &'static str, max: usize| -> Result<String, LineRejection> {
-        match obj.remove(name) {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(e) => Err(refuse(number, "invalid_json", format!("malformed JSON: {e}"))),
+            Ok(_) => Err(refuse(number, "invalid_item", "a line must be a JSON object with key, sensor, kind and event")),
+        };
+    }
+    let line: WireLine = serde_json::from_slice(bytes).map_err(|e| refuse(number, "invalid_json", format!("malformed JSON: {e}")))?;
+    let field = |name: &'static str, v: Option<Value>, max: usize| -> Result<String, LineRejection> {
+        match v {
             Some(Value::String(s)) if valid_name(&s, max) => Ok(s),
             Some(Value::String(s)) => Err(refuse(
                 number,
@@ -85,18 +109,17 @@ pub fn decode_line(number: usize, bytes: &[u8]) -> Result<NewSensorEvent, LineRe
             Some(_) => Err(refuse(number, "invalid_field", format!("`{name}` must be a string"))),
         }
     };
-    let key = field("key", MAX_EVENT_KEY)?;
-    let sensor = field("sensor", MAX_SENSOR_NAME)?;
-    let kind = field("kind", 32)?;
-    let event = match obj.remove("event") {
-        Some(Value::Object(m)) => m,
-        None | Some(Value::Null) => return Err(refuse(number, "missing_field", "the line has no `event`")),
+    let key = field("key", line.key, MAX_EVENT_KEY)?;
+    let sensor = field("sensor", line.sensor, MAX_SENSOR_NAME)?;
+    let kind = field("kind", line.kind, 32)?;
+    let event = match line.event.map(RawValue::get) {
+        Some(raw) if raw.starts_with('{') => raw,
+        None | Some("null") => return Err(refuse(number, "missing_field", "the line has no `event`")),
         Some(_) => return Err(refuse(number, "invalid_field", "`event` must be a JSON object (the honeypot's log line)")),
     };
-    let (session, eventid, closes_session) = session_fields(&kind, &event)
+    let (session, eventid, closes_session) = session_fields(&kind, event)
         .ok_or_else(|| refuse(number, "unknown_kind", format!("unknown kind `{}` (known: cowrie)", shorten(&kind))))?;
-    let event = Value::Object(event).to_string();
-    Ok(NewSensorEvent { key, sensor, kind, session, eventid, closes_session, event })
+    Ok(NewSensorEvent { key, sensor, kind, session, eventid, closes_session, event: event.to_owned() })
 }
 
 /// Split a body into events and refusals (blank lines skipped; line numbers are 1-based).
@@ -172,6 +195,33 @@ pub struct ListParams {
     limit: Option<usize>,
 }
 
+/// One stored event as listed; `event` goes out byte for byte as stored (parsing and printing
+/// it again could change a number).
+#[derive(Serialize)]
+struct Listed<'a> {
+    seq: i64,
+    key: &'a str,
+    sensor: &'a str,
+    kind: &'a str,
+    session: Option<&'a str>,
+    eventid: Option<&'a str>,
+    received_at: apiary_store::Timestamp,
+    done: bool,
+    event: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct ListReply<'a> {
+    feed: String,
+    events: i64,
+    pending: i64,
+    sensors: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<Listed<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Option<i64>>,
+}
+
 /// `GET /api/v1/feeds/{owner}/{feed}/events[?after=SEQ&limit=N]`: counts, and the stored
 /// events after a seq (oldest first) when `after` is given.
 pub async fn list(
@@ -179,28 +229,35 @@ pub async fn list(
     caller: Caller,
     Path((owner, name)): Path<(String, String)>,
     Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let feed = writable_feed(&state, &caller, &owner, &name).await?;
     let counts = state.store.sensor_event_counts(feed.id).await?;
-    let mut reply = json!({"feed": feed.full_name(), "events": counts.events, "pending": counts.pending, "sensors": counts.sensors});
-    if let Some(after) = params.after {
-        let limit = params.limit.unwrap_or(state.config.default_limit).clamp(1, state.config.max_limit);
-        let items = state.store.sensor_events_after(feed.id, after, limit).await?;
-        let next = (items.len() == limit).then(|| items.last().map(|e| e.seq)).flatten();
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|e| {
-                let event: Value = serde_json::from_str(&e.event).unwrap_or(Value::String(e.event));
-                json!({
-                    "seq": e.seq, "key": e.key, "sensor": e.sensor, "kind": e.kind, "session": e.session,
-                    "eventid": e.eventid, "received_at": e.received_at, "done": e.done, "event": event,
+    let limit = params.limit.unwrap_or(state.config.default_limit).clamp(1, state.config.max_limit);
+    let stored = match params.after {
+        Some(after) => Some(state.store.sensor_events_after(feed.id, after, limit).await?),
+        None => None,
+    };
+    let items = stored.as_ref().map(|events| {
+        events
+            .iter()
+            .filter_map(|e| {
+                Some(Listed {
+                    seq: e.seq,
+                    key: &e.key,
+                    sensor: &e.sensor,
+                    kind: &e.kind,
+                    session: e.session.as_deref(),
+                    eventid: e.eventid.as_deref(),
+                    received_at: e.received_at,
+                    done: e.done,
+                    event: serde_json::from_str::<&RawValue>(&e.event).ok()?,
                 })
             })
-            .collect();
-        reply["items"] = Value::Array(items);
-        reply["next"] = json!(next);
-    }
-    Ok(Json(reply))
+            .collect::<Vec<_>>()
+    });
+    let next = stored.as_ref().map(|events| (events.len() == limit).then(|| events.last().map(|e| e.seq)).flatten());
+    let reply = ListReply { feed: feed.full_name(), events: counts.events, pending: counts.pending, sensors: counts.sensors, items, next };
+    Ok(Json(reply).into_response())
 }
 
 #[cfg(test)]
