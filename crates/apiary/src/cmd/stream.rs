@@ -113,9 +113,13 @@ pub struct FilterArgs {
     /// Only sightings with every one of these tags (comma separated).
     #[arg(long)]
     pub tags: Option<String>,
-    /// Only addresses inside these CIDRs (comma separated).
-    #[arg(long)]
+    /// Only addresses (and URLs with an address host) inside these CIDRs (comma separated).
+    #[arg(long, visible_alias = "cidr")]
     pub network: Option<String>,
+    /// Only addresses (and URLs with an address host) of these AS numbers, e.g. AS64500,64501
+    /// (the hub needs --asn-db).
+    #[arg(long)]
+    pub asn: Option<String>,
     /// Only sightings whose publisher claimed at least this confidence.
     #[arg(long)]
     pub confidence: Option<f64>,
@@ -130,7 +134,7 @@ impl FilterArgs {
         if self.subscriptions {
             m.insert("subscriptions".into(), Value::String("true".into()));
         }
-        for (k, v) in [("itype", &self.itype), ("tags", &self.tags), ("network", &self.network)] {
+        for (k, v) in [("itype", &self.itype), ("tags", &self.tags), ("network", &self.network), ("asn", &self.asn)] {
             if let Some(v) = v {
                 m.insert(k.into(), Value::String(v.clone()));
             }
