@@ -189,9 +189,16 @@ async fn predict(
     if ind.reserved.is_some() {
         return Ok(Json(json!({"score": 0})));
     }
-    let query = Query { value: Some(ind.value), reader: caller.reader(), limit: 1, ..Query::default() };
+    let query = Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 1, ..Query::default() };
     let known = !state.store.query(&query).await?.items.is_empty();
-    Ok(Json(json!({"score": u8::from(known)})))
+    if !known {
+        return Ok(Json(json!({"score": 0})));
+    }
+    // The hub's own score (confidence / 100) once the scoring job has scored the value.
+    match state.store.get_score(&ind.value).await? {
+        Some(s) => Ok(Json(json!({"score": f64::from(s.confidence) / 100.0, "tier": s.tier.as_str()}))),
+        None => Ok(Json(json!({"score": 1}))),
+    }
 }
 
 /// `GET|POST(null) /users/{u}/feeds` lists; `POST {"feed":{...}}` creates.

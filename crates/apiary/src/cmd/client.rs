@@ -135,6 +135,15 @@ impl Hub {
         self.send(r).map(|(_, v)| v)
     }
 
+    /// Any native-API call with an optional JSON body; the reply's JSON.
+    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, HubError> {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        self.send(r).map(|(_, v)| v)
+    }
+
     /// `GET /api/v1/indicators` with query parameters.
     pub fn query(&self, params: &[(&str, String)]) -> Result<Value, HubError> {
         let r = self.req(reqwest::Method::GET, "/api/v1/indicators").query(params);

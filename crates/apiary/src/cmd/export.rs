@@ -47,7 +47,8 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, short = 'f', default_value = "text")]
     pub format: String,
-    /// The hub-wide tier instead of one feed. Only `block` exists until the hub scores indicators.
+    /// The hub-wide scored feed instead of one feed: values whose hub score reaches this tier
+    /// (`observe`, `suspicious`, `block`; docs/trust.md).
     #[arg(long, value_name = "TIER", conflicts_with = "feed")]
     pub tier: Option<String>,
     /// With --format suricata-iprep: print the categories file instead of the reputation file.
@@ -68,8 +69,8 @@ pub struct ExportArgs {
     /// Only these TLP labels (comma separated: clear, green, amber, red).
     #[arg(long, value_name = "LABELS")]
     pub tlp: Option<String>,
-    /// Minimum confidence, 0–10. Until the hub scores indicators this is the publisher's
-    /// own claim, and indicators without a claim are left out.
+    /// Minimum confidence: with --tier, the hub's own score (0–100); for a feed, the
+    /// publisher's own claim (0–10), and indicators without a claim are left out.
     #[arg(long, value_name = "N")]
     pub min_confidence: Option<f64>,
     /// ipset: base name of the sets (`NAME-v4`, `NAME-v6`).
@@ -101,6 +102,14 @@ pub struct ExportArgs {
 }
 
 impl ExportArgs {
+    /// The parsed parameters: the hub-wide scored feed without a feed, else the feed's.
+    fn spec(&self) -> Result<apiary_server::export::ExportSpec, apiary_server::ApiError> {
+        match self.feed {
+            None => self.params().parse_hub(),
+            Some(_) => self.params().parse(),
+        }
+    }
+
     fn params(&self) -> ExportParams {
         ExportParams {
             format: Some(self.format.clone()),
@@ -120,7 +129,7 @@ impl ExportArgs {
 
 pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
     // Check the parameters here first, so a typo fails the same way offline and online.
-    a.params().parse().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    a.spec().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let offline_store = match (&a.store, &a.data) {
         (None, None) => None,
         (store, data) => Some(super::store_url::resolve(store.as_deref(), data.as_deref(), None)?),
@@ -196,7 +205,7 @@ fn through_hub(a: &ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn offline(a: &ExportArgs, url: &super::store_url::StoreUrl) -> anyhow::Result<ExitCode> {
-    let spec = a.params().parse().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let spec = a.spec().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if spec.categories {
         if spec.format.name != "suricata-iprep" {
             bail!("--categories goes with --format suricata-iprep");

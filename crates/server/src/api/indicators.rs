@@ -154,9 +154,14 @@ pub async fn detail(
         "sources": owners.len(),
         "tags": records.iter().flat_map(|r| r.tags.iter()).collect::<BTreeSet<_>>(),
     });
+    // The hub's own score (the scoring job's, crate::trust): GET /api/v1/scores/{value} explains it.
+    let score = state.store.get_score(&ind.value).await?;
     Ok(Json(json!({
         "indicator": ind.value,
         "itype": ind.itype.as_str(),
+        "confidence": score.as_ref().map(|s| s.confidence),
+        "tier": score.as_ref().map(|s| s.tier.as_str()),
+        "score": crate::trust::api::score_summary(score.as_ref()),
         "reserved": ind.reserved.map(|r| r.as_str()),
         "summary": summary,
         "records": records.iter().map(|r| views::record_in(&net, r)).collect::<Vec<_>>(),

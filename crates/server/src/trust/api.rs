@@ -41,9 +41,9 @@ pub fn routes() -> Router<AppState> {
 pub fn thresholds() -> Value {
     let p = ScoreParams::default();
     json!({
-        "suspicious": (p.suspicious * 100.0).round(),
-        "block": (p.block * 100.0).round(),
-        "hold_below": (p.hold_below * 100.0).round(),
+        "suspicious": (p.suspicious * 100.0).round() as u32,
+        "block": (p.block * 100.0).round() as u32,
+        "hold_below": (p.hold_below * 100.0).round() as u32,
         "block_needs": "confidence >= block, and a seed group or two established groups, and not held",
     })
 }

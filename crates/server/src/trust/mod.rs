@@ -136,6 +136,12 @@ impl Job {
         result.map(|()| report)
     }
 
+    /// One step with a full rescore (every indicator), whatever the schedule.
+    pub async fn step_full(&mut self, store: &Arc<dyn Store>) -> Result<StepReport> {
+        self.last_full = None;
+        self.step(store).await
+    }
+
     async fn step_with(&mut self, store: &Arc<dyn Store>, engine: &mut Engine, report: &mut StepReport) -> Result<()> {
         let sources = store.list_sources().await?;
         engine.sync_sources(&sources, self.first);
