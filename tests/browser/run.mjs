@@ -251,6 +251,24 @@ test("overview → feed → indicator → campaign → live", async (t) => {
   assert.equal(anon.status, 404);
   assert.ok(!(await anon.text()).includes("alice/secret"));
 
+  // ---- an admin: users and source tiers
+  await page.goto(base + "/account");
+  await page.locator("#signout").click();
+  await page.locator("#token").fill(adminToken);
+  await page.locator("#signin-form button").click();
+  await page.locator("#me", { hasText: "ops" }).waitFor();
+  await page.locator("#users-list li", { hasText: "alice" }).waitFor();
+  await page.locator("#tiers table a, #tiers [data-state=unavailable]").first().waitFor();
+  if ((await page.locator("#tiers table").count()) > 0) {
+    assert.ok((await page.locator("#tiers a", { hasText: FEED }).count()) === 1, "the feed is listed as a source");
+  }
+  await shot(page, "11-admin");
+  // alice again, for the checks below.
+  await page.locator("#signout").click();
+  await page.locator("#token").fill(aliceToken);
+  await page.locator("#signin-form button").click();
+  await page.locator("#me", { hasText: "alice" }).waitFor();
+
   // ---- 390 px wide: still readable (no horizontal page overflow)
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [path, name] of [["/", "08-overview-390"], [`/feeds/${FEED}`, "09-feed-390"], [`/indicators/${attacker}`, "10-indicator-390"]]) {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::html::{esc, feed_link, indicator_link, num, time, unavailable};
 use super::overview::SessionTops;
 use super::Ctx;
-use crate::api::sessions::{attacker_view, campaign_view, campaigns_view, payload_view, CampaignFilters, Viewer};
+use crate::api::sessions::{campaign_view, campaigns_view, payload_view, CampaignFilters, Viewer};
 use crate::AppState;
 
 /// Attackers and campaigns listed per page.
@@ -42,7 +42,8 @@ async fn campaigns(state: &AppState, viewer: &Viewer) -> Result<Value, crate::Ap
             return Ok(v.clone());
         }
     }
-    let f = CampaignFilters { limit: Some(LIST.to_string()), ..CampaignFilters::default() };
+    // Every campaign the API lists (its most), so an attacker's page finds its own among them.
+    let f = CampaignFilters { limit: Some("1000".into()), ..CampaignFilters::default() };
     let v = campaigns_view(state.store.as_ref(), viewer, &f).await?;
     let mut guard = CAMPAIGNS.lock().unwrap_or_else(|e| e.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
@@ -134,9 +135,9 @@ fn campaigns_table(b: &mut String, v: &Value) {
         "<p class=\"sub\">{} campaigns; the {} with most attackers.</p><div class=\"scroll\"><table class=\"list\" id=\"campaign-list\"><thead><tr><th scope=\"col\">Campaign</th><th scope=\"col\">Linked by</th>\
 <th scope=\"col\" class=\"num\">Attackers</th><th scope=\"col\" class=\"num\">Sessions</th><th scope=\"col\" class=\"num\">Sensors</th><th scope=\"col\" class=\"num\">Networks</th><th scope=\"col\">First seen</th><th scope=\"col\">Last seen</th></tr></thead><tbody>",
         num(v.get("total").and_then(Value::as_i64).unwrap_or(items.len() as i64)),
-        items.len()
+        items.len().min(LIST)
     );
-    for c in &items {
+    for c in items.iter().take(LIST) {
         let id = c.get("id").and_then(Value::as_str).unwrap_or("");
         let _ = write!(
             b,
@@ -234,8 +235,9 @@ pub async fn campaign(State(state): State<AppState>, ctx: Ctx, Path(id): Path<St
 pub async fn campaign_links(b: &mut String, state: &AppState, ctx: &Ctx, ind: &apiary_core::Indicator) {
     let Ok(viewer) = viewer(state, ctx).await else { return };
     if ind.itype.is_address() && !ind.is_cidr() {
-        let Ok(p) = attacker_view(state.store.as_ref(), &viewer, &ind.value, 0, &state.parse_options).await else { return };
-        profile(b, &p);
+        if let Some(p) = attacker(state, &viewer, &ind.value).await {
+            profile(b, &p);
+        }
     } else if ind.itype == IType::Sha256 {
         let Ok(p) = payload_view(state.store.as_ref(), &viewer, &ind.value).await else { return };
         let id = p.get("campaign").and_then(Value::as_str).unwrap_or("");
@@ -255,6 +257,51 @@ pub async fn campaign_links(b: &mut String, state: &AppState, ctx: &Ctx, ind: &a
         b.push_str("</ul></section>");
     }
 }
+
+/// An attacker's profile over its sessions in the viewer's feeds, with the campaigns (from the
+/// cached list) it belongs to. The shape of `GET /api/v1/attackers/{ip}`, sensors as counts.
+async fn attacker(state: &AppState, viewer: &Viewer, ip: &str) -> Option<Value> {
+    use apiary_core::sessions::{attacker_profile, SensorRef};
+    let ids: Vec<i64> = viewer.feeds.iter().map(|f| f.id).collect();
+    let q = apiary_store::SessionQuery { attacker: Some(ip.to_string()), feed_ids: Some(ids.clone()), limit: PROFILE_SESSIONS, ..Default::default() };
+    let sessions = state.store.query_sessions(&q).await.ok()?;
+    if sessions.is_empty() {
+        return None;
+    }
+    let nets: HashMap<SensorRef, String> = state
+        .store
+        .list_sensors(Some(&ids))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| Some((SensorRef { feed_id: s.feed_id, sensor: s.name.clone() }, s.network()?)))
+        .collect();
+    let refs: Vec<(i64, &apiary_core::sessions::SessionRecord)> = sessions.iter().map(|s| (s.feed_id, &s.record)).collect();
+    let p = attacker_profile(ip, &refs, &|s| nets.get(s).cloned(), 100);
+    let mine: std::collections::HashSet<String> = p.links.iter().map(|l| l.campaign_id()).collect();
+    let camps: Vec<Value> = campaigns(state, viewer)
+        .await
+        .ok()
+        .and_then(|v| v.get("items").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.get("id").and_then(Value::as_str).is_some_and(|id| mine.contains(id)))
+        .collect();
+    Some(serde_json::json!({
+        "sessions": p.sessions,
+        "sensors": p.sensors.len(),
+        "networks": p.networks.len(),
+        "logins": p.logins,
+        "deepest": p.deepest,
+        "first_seen": p.first_seen,
+        "campaigns": camps,
+        "credentials": p.credentials,
+        "command_sequences": p.command_sequences,
+    }))
+}
+
+/// Sessions an attacker's profile is computed from, at most.
+const PROFILE_SESSIONS: usize = 10_000;
 
 fn profile(b: &mut String, p: &Value) {
     let _ = write!(

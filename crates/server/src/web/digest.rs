@@ -117,8 +117,8 @@ impl Digest {
         self.read_seq = self.read_seq.max(s.seq);
     }
 
-    /// Recompute pairwise overlaps and exclusive values.
-    fn compute_overlaps(&mut self) {
+    /// Pairwise overlaps and exclusive values, computed from the current sets.
+    fn compute_overlaps(&self) -> (HashMap<(i64, i64), u64>, HashMap<i64, u64>) {
         let ids: Vec<i64> = self.feeds.keys().copied().collect();
         let mut overlaps = HashMap::new();
         for (i, a) in ids.iter().enumerate() {
@@ -129,20 +129,21 @@ impl Digest {
                 overlaps.insert(((*a).min(*b), (*a).max(*b)), n);
             }
         }
-        let mut listed: HashMap<u64, u32> = HashMap::new();
-        for f in self.feeds.values() {
-            for v in &f.values {
-                *listed.entry(*v).or_default() += 1;
+        let exclusive = if ids.len() == 1 {
+            ids.iter().map(|id| (*id, self.feeds[id].values.len() as u64)).collect()
+        } else {
+            let mut listed: HashMap<u64, u32> = HashMap::new();
+            for f in self.feeds.values() {
+                for v in &f.values {
+                    *listed.entry(*v).or_default() += 1;
+                }
             }
-        }
-        let exclusive = self
-            .feeds
-            .iter()
-            .map(|(id, f)| (*id, f.values.iter().filter(|v| listed.get(v) == Some(&1)).count() as u64))
-            .collect();
-        self.overlaps = overlaps;
-        self.exclusive = exclusive;
-        self.overlaps_at = Some(Instant::now());
+            self.feeds
+                .iter()
+                .map(|(id, f)| (*id, f.values.iter().filter(|v| listed.get(v) == Some(&1)).count() as u64))
+                .collect()
+        };
+        (overlaps, exclusive)
     }
 
     /// Distinct values shared by feeds `a` and `b`.
@@ -284,9 +285,14 @@ impl Web {
         Some(super::overview::SessionTops { credentials: pick(&c.credentials), commands: pick(&c.commands), sessions: c.sessions })
     }
 
-    /// Recompute overlaps now.
+    /// Recompute overlaps now: computed under the read lock (pages keep reading), swapped in
+    /// under the write lock.
     pub fn refresh_overlaps(&self) {
-        self.digest.write().unwrap_or_else(|e| e.into_inner()).compute_overlaps();
+        let (overlaps, exclusive) = self.digest.read().unwrap_or_else(|e| e.into_inner()).compute_overlaps();
+        let mut d = self.digest.write().unwrap_or_else(|e| e.into_inner());
+        d.overlaps = overlaps;
+        d.exclusive = exclusive;
+        d.overlaps_at = Some(Instant::now());
     }
 }
 

@@ -360,19 +360,20 @@
     try {
       const data = await api("GET", "/api/v1/sources");
       const items = data.items || data.sources || [];
-      const t = el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", { text: "Source" }), el("th", { text: "Tier" }))));
+      const t = el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", { text: "Source" }), el("th", { text: "Tier" }), el("th", { text: "Reliability" }))));
       const tb = el("tbody");
       for (const s of items) {
         const name = s.feed || s.source || s.name;
         const sel = el("select", { "aria-label": "tier of " + name });
-        for (const tier of ["seed", "established", "new", "untrusted"]) sel.append(el("option", { text: tier }));
+        for (const tier of ["seed", "established", "probation", "quarantined"]) sel.append(el("option", { text: tier }));
         sel.value = s.tier;
         sel.addEventListener("change", async () => {
           const [o, n] = name.split("/");
           try { await api("PUT", `/api/v1/sources/${encodeURIComponent(o)}/${encodeURIComponent(n)}/tier`, { tier: sel.value }); }
           catch (e) { alert(e.message); }
         });
-        tb.append(el("tr", {}, el("td", { text: name }), el("td", {}, sel)));
+        tb.append(el("tr", {}, el("td", {}, el("a", { href: feedHref(name), text: name })), el("td", {}, sel),
+          el("td", { class: "num", text: s.reliability !== undefined ? String(s.reliability) : "" })));
       }
       t.append(tb);
       box.textContent = "";
