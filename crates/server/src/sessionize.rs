@@ -6,7 +6,8 @@
 //! session's events, folds them with the Cowrie assembler (`apiary_ingest::cowrie`), derives
 //! the sightings with the same code as a log import (the sensor is the shipper's sensor name),
 //! appends them through the one intake path (`intake::report_sighting` → `Store::append_sightings`),
-//! and only then marks the events done.
+//! stores the sessions themselves (`Store::append_sessions`, for attacker timelines and
+//! campaigns), and only then marks the events done.
 //!
 //! Exactly once, across crashes and restarts: a crash after the sightings committed and before
 //! the events were marked derives them again on the next run, and the sightings' idempotency
@@ -16,7 +17,7 @@
 
 use apiary_core::ParseOptions;
 use apiary_ingest::cowrie::{self, Assembler, DeriveOptions, ReadOptions};
-use apiary_store::{NewSighting, PendingSession, Store, StoreError};
+use apiary_store::{NewSession, NewSighting, PendingSession, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -107,8 +108,10 @@ pub async fn round(store: &dyn Store, derive: &DeriveOptions, opts: &Options) ->
     }
     let now = chrono::Utc::now();
     let mut batch: Vec<NewSighting> = Vec::new();
+    let mut sessions: Vec<NewSession> = Vec::new();
     for p in &ready {
         for s in assemble(store, p, opts.max_events_per_session).await? {
+            sessions.push(NewSession { feed_id: p.feed_id, record: cowrie::record::record_parsing(&s, &derive.parse) });
             let derived = cowrie::reports(&s, derive);
             for (what, value, why) in &derived.rejected {
                 tracing::debug!(sensor = %p.sensor, session = %p.session, "sessionizer: `{what}` {value:?} refused: {why}");
@@ -117,6 +120,13 @@ pub async fn round(store: &dyn Store, derive: &DeriveOptions, opts: &Options) ->
         }
     }
     let mut done = Round { sessions: ready.len(), ..Round::default() };
+    // The sessions themselves (attacker timelines, campaigns): stored once per (feed, sensor,
+    // session); a version with more events replaces the stored one.
+    match store.append_sessions(sessions).await {
+        Ok(_) => {}
+        Err(StoreError::Busy) => return Err(StoreError::Busy),
+        Err(e) => tracing::warn!("sessionizer: sessions not stored: {e}"),
+    }
     if !batch.is_empty() {
         match append(store, batch).await {
             Ok(outcomes) => {
