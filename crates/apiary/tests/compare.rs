@@ -10,13 +10,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The attacker addresses of one raw Cowrie log: every event's `src_ip`, read without Apiary.
-fn raw_src_ips(file: &Path) -> BTreeSet<String> {
+/// The IPv4 addresses of one raw Cowrie log, read without Apiary: every event's `src_ip` (the
+/// attackers), and the hosts of download URLs written as IPv4 literals (where payloads came from).
+fn raw_ipv4(file: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["src_ip"].as_str().map(str::to_owned))
-        .collect()
+    let is_ipv4 = |h: &str| h.split('.').count() == 4 && h.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    let mut out = BTreeSet::new();
+    for v in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        if let Some(ip) = v["src_ip"].as_str() {
+            out.insert(ip.to_owned());
+        }
+        if let Some(url) = v["url"].as_str() {
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
+            if is_ipv4(host) {
+                out.insert(host.to_owned());
+            }
+        }
+    }
+    out
 }
 
 fn json_lines(out: &str) -> Vec<Value> {
@@ -36,8 +48,8 @@ fn real_logs_four_feeds_overlap_as_the_raw_files_say_offline_and_through_a_hub()
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let d = s(&data);
-    let admin = user_with_token(&data, "boss", "read,write,admin");
     ok(&["user", "add", "boss", "--admin", "--data", d]);
+    let admin = ok(&["token", "create", "--user", "boss", "--scopes", "read,write,admin", "--data", d]).lines().last().unwrap().trim().to_owned();
     // sensor-d's feed is private: the hub must not show it to others.
     ok(&["user", "add", "sensor-d", "--data", d]);
     ok(&["feed", "create", "sensor-d/cowrie", "--private", "--data", d]);
@@ -46,7 +58,7 @@ fn real_logs_four_feeds_overlap_as_the_raw_files_say_offline_and_through_a_hub()
         let sensor = sensor_of(f);
         let feed = format!("{sensor}/cowrie");
         ok(&["import", "cowrie", "--feed", &feed, "--data", d, "--json", s(f)]);
-        raw.insert(feed, raw_src_ips(f));
+        raw.insert(feed, raw_ipv4(f));
     }
     let names: Vec<&String> = raw.keys().collect();
 

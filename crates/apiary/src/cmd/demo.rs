@@ -138,8 +138,9 @@ trait Target {
     fn feed(&mut self, f: &Feed, description: &str) -> anyhow::Result<()>;
     /// Tier and network; false if this hub keeps no source tiers.
     fn source(&mut self, f: &Feed, tier: Option<Tier>) -> anyhow::Result<bool>;
-    /// Publish items to a feed; returns how many were stored (duplicates are not).
-    fn publish(&mut self, f: &Feed, items: Vec<Map<String, Value>>) -> anyhow::Result<u64>;
+    /// Publish items, each to its feed (an index into `feeds`); returns how many were stored
+    /// (duplicates are not).
+    fn publish(&mut self, feeds: &[Feed], items: Vec<(usize, Map<String, Value>)>) -> anyhow::Result<u64>;
 }
 
 struct DataTarget {
@@ -195,18 +196,18 @@ impl Target for DataTarget {
         Ok(true)
     }
 
-    fn publish(&mut self, f: &Feed, items: Vec<Map<String, Value>>) -> anyhow::Result<u64> {
-        let feed_id = self.feeds[&format!("{}/{}", f.owner, f.name)];
-        let reporter_id = self.users[&f.owner];
-        let intake = apiary_server::intake::Intake {
-            feed_id,
-            reporter_id,
-            received_at: chrono::Utc::now(),
-            options: &self.options,
-            uuid_is_key: false,
-        };
+    fn publish(&mut self, feeds: &[Feed], items: Vec<(usize, Map<String, Value>)>) -> anyhow::Result<u64> {
+        let now = chrono::Utc::now();
         let mut batch = Vec::with_capacity(items.len());
-        for item in items {
+        for (k, item) in items {
+            let f = &feeds[k];
+            let intake = apiary_server::intake::Intake {
+                feed_id: self.feeds[&format!("{}/{}", f.owner, f.name)],
+                reporter_id: self.users[&f.owner],
+                received_at: now,
+                options: &self.options,
+                uuid_is_key: false,
+            };
             match intake.from_object(item) {
                 Ok(s) => batch.push(s),
                 Err(r) => bail!("the demo made a sighting the hub refuses ({}): {}", r.code, r.message),
@@ -276,15 +277,23 @@ impl Target for HubTarget {
             .map(|_| true)
     }
 
-    fn publish(&mut self, f: &Feed, items: Vec<Map<String, Value>>) -> anyhow::Result<u64> {
-        let lines: String = items.iter().map(|i| Value::Object(i.clone()).to_string() + "\n").collect();
-        let path = format!("/api/v1/feeds/{}/{}/indicators", f.owner, f.name);
-        let r = self.call(reqwest::Method::POST, &path, None, Some(lines))?;
-        let body = self.ok(&format!("publishing to {}/{}", f.owner, f.name), r, &[])?;
-        if let Some(rej) = body["rejected"].as_array().filter(|r| !r.is_empty()) {
-            bail!("the hub refused {} of the demo's sightings, e.g. {}", rej.len(), rej[0]);
+    fn publish(&mut self, feeds: &[Feed], items: Vec<(usize, Map<String, Value>)>) -> anyhow::Result<u64> {
+        let mut per_feed: Vec<String> = vec![String::new(); feeds.len()];
+        for (k, item) in items {
+            per_feed[k].push_str(&Value::Object(item).to_string());
+            per_feed[k].push('\n');
         }
-        Ok(body["accepted"].as_u64().unwrap_or(0))
+        let mut stored = 0;
+        for (f, lines) in feeds.iter().zip(per_feed).filter(|(_, l)| !l.is_empty()) {
+            let path = format!("/api/v1/feeds/{}/{}/indicators", f.owner, f.name);
+            let r = self.call(reqwest::Method::POST, &path, None, Some(lines))?;
+            let body = self.ok(&format!("publishing to {}/{}", f.owner, f.name), r, &[])?;
+            if let Some(rej) = body["rejected"].as_array().filter(|r| !r.is_empty()) {
+                bail!("the hub refused {} of the demo's sightings, e.g. {}", rej.len(), rej[0]);
+            }
+            stored += body["accepted"].as_u64().unwrap_or(0);
+        }
+        Ok(stored)
     }
 }
 
@@ -377,7 +386,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    let mut per_feed: Vec<Vec<Map<String, Value>>> = vec![Vec::new(); feeds.len()];
+    // Hubs take a publish per feed: batch larger there, so each request carries a few hundred.
+    let batch_size = if a.hub.is_some() { BATCH * 8 } else { BATCH };
+    let mut batch: Vec<(usize, Map<String, Value>)> = Vec::with_capacity(batch_size);
     let mut stored = 0u64;
     for s in &world.sightings {
         let f = &feeds[s.source as usize];
@@ -395,16 +406,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             item.insert("protocol".into(), json!("tcp"));
         }
         item.insert("idempotency_key".into(), json!(format!("demo-{}-{}-{}", a.seed, s.value, s.source)));
-        let batch = &mut per_feed[s.source as usize];
-        batch.push(item);
-        if batch.len() >= BATCH {
-            stored += target.publish(f, std::mem::take(batch))?;
+        batch.push((s.source as usize, item));
+        if batch.len() >= batch_size {
+            stored += target.publish(&feeds, std::mem::take(&mut batch))?;
         }
     }
-    for (i, batch) in per_feed.into_iter().enumerate() {
-        if !batch.is_empty() {
-            stored += target.publish(&feeds[i], batch)?;
-        }
+    if !batch.is_empty() {
+        stored += target.publish(&feeds, batch)?;
     }
     drop(target);
     let elapsed = started.elapsed().as_secs_f64();

@@ -14,6 +14,7 @@ pub mod sensor;
 pub mod serve;
 pub mod sessions;
 pub mod simulate;
+pub mod migrate;
 pub mod store_url;
 pub mod stream;
 pub mod trust;
@@ -73,6 +74,8 @@ pub enum Command {
     Subscriptions(stream::SubscriptionsArgs),
     /// Print new sightings from a hub as they are recorded (filtered, resumable).
     Stream(stream::StreamArgs),
+    /// Copy a SQLite hub into PostgreSQL and verify the counts (docs/scale-out.md).
+    Migrate(migrate::MigrateArgs),
     /// Push subscriptions: a filtered stream POSTed to a URL.
     Webhook(stream::WebhookArgs),
     /// List honeypot sessions (by attacker, feed, sensor or payload).
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unsubscribe(a) => stream::run_unsubscribe(a),
         Command::Subscriptions(a) => stream::run_subscriptions(a),
         Command::Stream(a) => stream::run_stream(a),
+        Command::Migrate(a) => migrate::run(a),
         Command::Webhook(a) => stream::run_webhook(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Attacker(a) => sessions::run_attacker(a),

@@ -175,15 +175,15 @@ mod tests {
         let file = dir.path().join("apiary.toml");
         std::fs::write(&file, "store = \"postgres://cfg@h/db\"\nlisten = \"127.0.0.1:1\"\n").unwrap();
         let env_store = || Some("postgres://env@h/db".to_string());
-        let file = |f: &Path| from_file(f).unwrap();
+        let cfg = |f: &Path| from_file(f).unwrap();
         let pg = |u: &str| StoreUrl::Postgres(u.into());
-        assert_eq!(resolve_with(Some("postgres://flag@h/db"), None, file(&file), env_store(), None).unwrap(), pg("postgres://flag@h/db"));
-        assert_eq!(resolve_with(None, Some(Path::new("/d")), file(&file), env_store(), None).unwrap(), StoreUrl::Sqlite("/d".into()));
-        assert_eq!(resolve_with(None, None, file(&file), env_store(), Some("/e".into())).unwrap(), pg("postgres://env@h/db"));
-        assert_eq!(resolve_with(None, None, file(&file), None, Some("/e".into())).unwrap(), StoreUrl::Sqlite("/e".into()));
-        assert_eq!(resolve_with(None, None, file(&file), None, None).unwrap(), pg("postgres://cfg@h/db"));
+        assert_eq!(resolve_with(Some("postgres://flag@h/db"), None, cfg(&file), env_store(), None).unwrap(), pg("postgres://flag@h/db"));
+        assert_eq!(resolve_with(None, Some(Path::new("/d")), cfg(&file), env_store(), None).unwrap(), StoreUrl::Sqlite("/d".into()));
+        assert_eq!(resolve_with(None, None, cfg(&file), env_store(), Some("/e".into())).unwrap(), pg("postgres://env@h/db"));
+        assert_eq!(resolve_with(None, None, cfg(&file), None, Some("/e".into())).unwrap(), StoreUrl::Sqlite("/e".into()));
+        assert_eq!(resolve_with(None, None, cfg(&file), None, None).unwrap(), pg("postgres://cfg@h/db"));
         std::fs::write(&file, "data = \"/from/file\"\n").unwrap();
-        assert_eq!(resolve_with(None, None, file(&file), None, None).unwrap(), StoreUrl::Sqlite("/from/file".into()));
+        assert_eq!(resolve_with(None, None, cfg(&file), None, None).unwrap(), StoreUrl::Sqlite("/from/file".into()));
         assert_eq!(resolve_with(None, None, None, None, None).unwrap(), StoreUrl::Sqlite("./apiary-data".into()));
         assert!(resolve_with(Some("sqlite:/a"), Some(Path::new("/b")), None, None, None).is_err(), "both flags");
     }

@@ -27,7 +27,13 @@ pub fn stderr(o: &Output) -> String {
 /// Run and require exit status 0, returning stdout.
 pub fn ok(args: &[&str]) -> String {
     let o = apiary(args);
-    assert!(o.status.success(), "apiary {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "apiary {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -86,11 +92,18 @@ impl Hub {
             .stderr(Stdio::null())
             .spawn()
             .expect("start apiary serve");
-        let hub = Hub { url: format!("http://{listen}"), child };
+        let hub = Hub {
+            url: format!("http://{listen}"),
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if http.get(format!("{}/api/v1/health", hub.url)).send().is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{}/api/v1/health", hub.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return hub;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -39,14 +39,28 @@ impl Hub {
         if store.get_user("admin").await.unwrap().is_none() {
             store.create_user("admin", true).await.unwrap();
         }
-        let (_, admin) = store.create_token("admin", scopes("read,write,admin"), None, None).await.unwrap();
+        let (_, admin) = store
+            .create_token("admin", scopes("read,write,admin"), None, None)
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = app(AppState::new(config, store.clone()));
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
-        Hub { base: format!("http://{addr}"), store, client: reqwest::Client::new(), admin, dir }
+        Hub {
+            base: format!("http://{addr}"),
+            store,
+            client: reqwest::Client::new(),
+            admin,
+            dir,
+        }
     }
 
     /// A user with a token of the given scopes.
@@ -54,18 +68,29 @@ impl Hub {
         if self.store.get_user(name).await.unwrap().is_none() {
             self.store.create_user(name, false).await.unwrap();
         }
-        self.store.create_token(name, scopes(token_scopes), None, None).await.unwrap().1
+        self.store
+            .create_token(name, scopes(token_scopes), None, None)
+            .await
+            .unwrap()
+            .1
     }
 
     pub async fn feed(&self, owner: &str, name: &str, visibility: Visibility) {
         self.store
-            .create_feed(NewFeed { owner: owner.into(), name: name.into(), visibility, ..NewFeed::default() })
+            .create_feed(NewFeed {
+                owner: owner.into(),
+                name: name.into(),
+                visibility,
+                ..NewFeed::default()
+            })
             .await
             .unwrap();
     }
 
     pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let mut r = self.client.request(method, format!("{}{}", self.base, path));
+        let mut r = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             r = r.header("Authorization", format!("Bearer {t}"));
         }
@@ -87,13 +112,21 @@ impl Hub {
 pub async fn json(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("reply with status {status} is not JSON ({e}): {text}"));
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("reply with status {status} is not JSON ({e}): {text}"));
     (status, body)
 }
 
 /// Assert the error shape and return the code.
 pub fn error_code(body: &Value) -> String {
-    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"));
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error without message: {body}"
+    );
     code.to_string()
 }

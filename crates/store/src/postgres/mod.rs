@@ -17,6 +17,7 @@
 
 mod accounts;
 mod append;
+pub mod import;
 mod compare;
 mod events;
 mod lease;
