@@ -93,7 +93,7 @@ test.before(async () => {
 
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  hub = spawn(BIN, ["serve", "--data", data, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "inherit", "inherit"] });
+  hub = spawn(BIN, ["serve", "--data", data, "--listen", `127.0.0.1:${port}`, "--signup"], { stdio: ["ignore", "inherit", "inherit"] });
   await waitHealthy(base);
   // A value only alice's private feed lists.
   const r = await fetch(`${base}/api/v1/feeds/alice/secret/indicators`, {
@@ -271,8 +271,23 @@ test("overview → feed → indicator → campaign → live", async (t) => {
     assert.ok((await page.locator("#tiers a", { hasText: FEED }).count()) === 1, "the feed is listed as a source");
   }
   await shot(page, "11-admin");
-  // alice again, for the checks below.
+  // ---- sign-up (this hub opened it): a new user gets a token once and is signed in with it
   await page.locator("#signout").click();
+  await page.locator("#signup-name").fill("newcomer");
+  await page.locator("#signup-form button").click();
+  await page.locator("#signup-msg", { hasText: "Welcome, newcomer" }).waitFor();
+  const minted = (await page.locator("#new-token").textContent()).trim();
+  assert.match(minted, /^apy_[0-9a-f]{64}$/, "the new token is shown once");
+  await page.locator("#signup-continue").click();
+  await page.locator("#me", { hasText: "newcomer" }).waitFor();
+  assert.equal(await page.locator("#admin").isHidden(), true, "a signed-up user is no admin");
+  await page.locator("#signout").click();
+  await page.locator("#signup-name").fill("newcomer");
+  await page.locator("#signup-form button").click();
+  await page.locator("#signup-msg", { hasText: "exists" }).waitFor();
+  await shot(page, "12-signup");
+
+  // alice again, for the checks below.
   await page.locator("#token").fill(aliceToken);
   await page.locator("#signin-form button").click();
   await page.locator("#me", { hasText: "alice" }).waitFor();

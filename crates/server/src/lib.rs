@@ -43,6 +43,7 @@ use axum::http::HeaderMap;
 use axum::Router;
 
 pub use error::ApiError;
+pub use api::signup::SignupOptions;
 pub use limits::Rate;
 
 /// Settings of the hub. `apiary serve` fills this from flags, `APIARY_*` variables and the
@@ -79,6 +80,8 @@ pub struct Config {
     pub trust: trust::TrustOptions,
     /// The feed comparison job; see [`compare`].
     pub compare: compare::CompareOptions,
+    /// Whether anyone may make an account (`POST /api/v1/signup`), and how fast.
+    pub signup: api::signup::SignupOptions,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -106,6 +109,7 @@ impl Default for Config {
             sessionize: sessionize::Options::default(),
             trust: trust::TrustOptions::default(),
             compare: compare::CompareOptions::default(),
+            signup: api::signup::SignupOptions::default(),
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct AppState {
     pub parse_options: Arc<ParseOptions>,
     /// The bus and everything streamed from it.
     pub streams: Arc<streams::Streams>,
+    /// Sign-ups taken, per address and hub-wide.
+    pub signups: Arc<api::signup::SignupLimiter>,
 }
 
 impl AppState {
@@ -132,6 +138,7 @@ impl AppState {
     pub fn with_streams(config: Config, store: Arc<dyn Store>, streams: Arc<streams::Streams>) -> Self {
         let limiter = limits::RateLimiter::new(config.token_rate, config.anonymous_rate);
         AppState {
+            signups: Arc::new(api::signup::SignupLimiter::new(&config.signup)),
             streams,
             store,
             limiter: Arc::new(limiter),

@@ -289,3 +289,19 @@ pub struct Stats {
     pub records: i64,
     pub indicators: i64,
 }
+
+/// Names of users and feeds appear in URLs (`/feeds/{owner}/{feed}`): keep them plain. The one
+/// rule both stores (and the sign-up route, before it spends a sign-up) apply.
+pub fn check_account_name(what: &str, name: &str) -> crate::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::StoreError::Invalid(format!(
+            "{what} name `{name}`: use 1 to 64 letters, digits, '-', '_', '.' (not first) or '@'"
+        )))
+    }
+}

@@ -83,6 +83,15 @@ pub struct ServeArgs {
     /// SIGHUP (docs/enrichment.md) [default: none].
     #[arg(long, env = "APIARY_ASN_DB", value_name = "FILE", value_delimiter = ',')]
     pub asn_db: Vec<PathBuf>,
+    /// Open sign-up: anyone may make an account with read and write scopes (`POST
+    /// /api/v1/signup`, the Account page), at most --signup-rate an hour per address
+    /// [default: false, accounts are made by an admin].
+    #[arg(long, env = "APIARY_SIGNUP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub signup: Option<bool>,
+    /// Sign-ups allowed per client address per hour when sign-up is open; the hub as a whole
+    /// takes ten times that [default: 3].
+    #[arg(long, env = "APIARY_SIGNUP_RATE", value_name = "N")]
+    pub signup_rate: Option<f64>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -105,6 +114,8 @@ struct FileSettings {
     hpfeeds: Option<SocketAddr>,
     allowlist: Option<PathBuf>,
     asn_db: Option<OneOrMany>,
+    signup: Option<bool>,
+    signup_rate: Option<f64>,
 }
 
 /// A TOML setting that is one path or a list of paths.
@@ -183,6 +194,11 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         Some(r) => rate(r, "rate_limit_anonymous")?,
         None => defaults.anonymous_rate,
     };
+    let signup_rate = a.signup_rate.or(file.signup_rate).unwrap_or(defaults.signup.per_address_per_hour);
+    if !(signup_rate.is_finite() && signup_rate > 0.0) {
+        bail!("signup_rate `{signup_rate}`: sign-ups per address per hour, a number above 0");
+    }
+    let signup = apiary_server::SignupOptions { open: a.signup.or(file.signup).unwrap_or(false), per_address_per_hour: signup_rate };
     let public_url = a.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
     if let Some(u) = &public_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -219,6 +235,7 @@ fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
             anonymous_rate,
             trust_proxy: a.trust_proxy.or(file.trust_proxy).unwrap_or(false),
             hpfeeds: a.hpfeeds.or(file.hpfeeds).map(apiary_server::hpfeeds::BrokerConfig::new),
+            signup,
             ..defaults
         },
     })

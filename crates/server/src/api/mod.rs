@@ -8,6 +8,7 @@ pub mod health;
 pub mod indicators;
 pub mod publish;
 pub mod sessions;
+pub mod signup;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/signup", post(signup::signup))
         .route("/api/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
         .route("/api/v1/subscriptions/indicators", get(subscriptions::records))
         .route("/api/v1/subscriptions/{owner}/{feed}", delete(subscriptions::remove))

@@ -9,14 +9,28 @@ use axum::response::Response;
 use super::Ctx;
 use crate::AppState;
 
-pub async fn page(State(_state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let signup = if !state.config.signup.open {
+        SIGNUP_CLOSED.to_string()
+    } else if ctx.caller.0.is_some() {
+        String::new()
+    } else {
+        format!(
+            r#"<section id="signup" aria-labelledby="signup-h"><h2 id="signup-h">Sign up</h2>
+<p class="sub">Sign-up is open on this hub: pick a user name and you get a token with read and write scopes, shown once (at most {} sign-ups an hour from one address).</p>
+<form id="signup-form" class="filters"><label>User name <input id="signup-name" name="name" required pattern="[A-Za-z0-9._-]+" maxlength="64" autocomplete="username"></label><button type="submit">Sign up</button></form>
+<p id="signup-msg" role="status" aria-live="polite"></p>
+<p id="signup-token" hidden>Your token (copy it now: the hub keeps only its hash): <code id="new-token"></code> <button type="button" id="signup-continue">Continue, signed in</button></p></section>"#,
+            state.config.signup.per_address_per_hour
+        )
+    };
     let body = r#"<h1>Account</h1>
 <section id="signin" aria-labelledby="signin-h"><h2 id="signin-h">Sign in</h2>
 <p class="sub">Paste a token (from <code>apiary token create</code> or an admin). It stays in this browser and is sent only to this hub, as the API's <code>Authorization</code> header.</p>
 <form id="signin-form" class="filters"><label>Token <input id="token" type="password" autocomplete="off" required></label><button type="submit">Sign in</button></form>
 <p id="signed-in" hidden>Signed in as <strong id="me"></strong>. <button type="button" id="signout">Sign out</button></p>
-<p id="signin-msg" role="status" aria-live="polite"></p>
-<p class="sub" id="signup-closed">Sign-up is closed on this hub: its admin creates accounts (<code>apiary user add</code>).</p></section>
+<p id="signin-msg" role="status" aria-live="polite"></p></section>
+{signup}
 <div id="account-panels" hidden>
 <section id="my-feeds"><h2>My feeds</h2><ul id="my-feeds-list" class="plain"></ul>
 <form id="feed-form" class="filters"><label>New feed <input name="name" required pattern="[A-Za-z0-9._-]+" placeholder="name"></label>
@@ -40,5 +54,7 @@ pub async fn page(State(_state): State<AppState>, ctx: Ctx) -> Response {
 <p class="msg" role="status"></p>
 <h3>Source tiers</h3><div id="tiers"></div></section>
 </div>"#;
-    ctx.page("Account", "/account", body.to_string())
+    ctx.page("Account", "/account", body.replace("{signup}", &signup))
 }
+
+const SIGNUP_CLOSED: &str = r#"<p class="sub" id="signup-closed">Sign-up is closed on this hub: its admin creates accounts (<code>apiary user add</code>, or below when signed in as an admin).</p>"#;

@@ -14,20 +14,7 @@ use tokio_postgres::Row;
 /// Prefix of every token the hub hands out (the same as the SQLite store's).
 const TOKEN_PREFIX: &str = "apy_";
 
-/// Names of users and feeds appear in URLs: the same rule as the SQLite store's.
-fn check_name(what: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} name `{name}`: use 1 to 64 letters, digits, '-', '_', '.' (not first) or '@'"
-        )))
-    }
-}
+use crate::check_account_name as check_name;
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -12,19 +12,9 @@ use subtle::ConstantTimeEq;
 /// Prefix of every token the hub hands out (it makes a leaked token easy to recognise).
 pub const TOKEN_PREFIX: &str = "apy_";
 
-/// Names of users and feeds appear in URLs (`/feeds/{owner}/{feed}`): keep them plain.
+/// The account-name rule ([`crate::check_account_name`]), returning the name.
 pub(crate) fn check_name(what: &str, name: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} name `{name}`: use 1 to 64 letters, digits, '-', '_', '.' (not first) or '@'"
-        )))
-    }
+    crate::check_account_name(what, name).map(|()| name.to_string())
 }
 
 fn user_from_row(r: &Row) -> rusqlite::Result<User> {

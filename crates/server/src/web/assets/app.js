@@ -217,6 +217,23 @@
       location.reload();
     });
     $("#signout").addEventListener("click", () => { localStorage.removeItem(KEY); location.reload(); });
+    const signup = $("#signup-form");
+    if (signup) {
+      signup.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const name = $("#signup-name").value.trim();
+        const r = await fetch("/api/v1/signup", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }) });
+        const body = await r.json().catch(() => ({}));
+        if (r.status === 429) { say($("#signup-msg"), "Too many sign-ups from here: try again in " + (r.headers.get("Retry-After") || "a few") + " s.", true); return; }
+        if (!r.ok) { say($("#signup-msg"), (body.error && body.error.message) || ("Sign-up failed: " + r.status), true); return; }
+        localStorage.setItem(KEY, body.token);
+        signup.hidden = true;
+        say($("#signup-msg"), "Welcome, " + body.user.name + ".");
+        $("#new-token").textContent = body.token;
+        $("#signup-token").hidden = false;
+        $("#signup-continue").addEventListener("click", () => location.reload());
+      });
+    }
     if (!me) return;
     form.hidden = true;
     $("#signed-in").hidden = false;
