@@ -27,6 +27,7 @@ const SHARED = resolve(repo, process.env.APIARY_SHARED || "../shared");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = resolve(repo, process.env.ARTIFACTS || "target/browser-artifacts");
 const FEED = "ops/honeypots";
+const PARTNER = "partner/pots";
 
 for (const [what, path] of [["apiary binary", BIN], ["Chromium", CHROMIUM], ["Cowrie logs", join(SHARED, "data/cowrie")]]) {
   if (!existsSync(path)) {
@@ -89,6 +90,11 @@ test.before(async () => {
   const logs = readdirSync(join(SHARED, "data/cowrie")).map((f) => join(SHARED, "data/cowrie", f));
   const imported = JSON.parse(apiary("import", "cowrie", "--feed", FEED, "--data", data, "--json", ...logs));
   assert.ok(imported, "import printed a summary");
+  // A second public feed: a partner's honeypot that saw what the first of the logs saw, so the
+  // comparison has two feeds to set side by side and an overlap to map.
+  apiary("user", "add", "partner", "--data", data);
+  apiary("feed", "create", PARTNER, "--data", data);
+  apiary("import", "cowrie", "--feed", PARTNER, "--data", data, "--json", logs.sort()[0]);
   writeFileSync(join(ARTIFACTS, "import.json"), JSON.stringify(imported, null, 2));
 
   const port = await freePort();
@@ -135,7 +141,7 @@ test("overview → feed → indicator → campaign → live", async (t) => {
   assert.ok(ports.some((p) => ["22", "2222", "23", "2223"].includes(p.trim())), `SSH or Telnet is a top attacked port: ${ports}`);
   assert.ok((await page.locator("#top-payloads a.value").count()) > 0, "payload hashes are listed");
   assert.ok((await page.locator("svg.chart rect.bar").count()) > 0, "charts are drawn");
-  assert.equal(await page.locator("#card-feeds .figure").getAttribute("data-value"), "1", "only the public feed counts anonymously");
+  assert.equal(await page.locator("#card-feeds .figure").getAttribute("data-value"), "2", "only the public feeds count anonymously");
   await shot(page, "01-overview");
 
   // ---- feeds → the feed
@@ -217,6 +223,9 @@ test("overview → feed → indicator → campaign → live", async (t) => {
   await page.getByRole("link", { name: "Compare", exact: true }).click();
   await page.waitForURL(base + "/compare");
   assert.match(await page.locator("#compare").textContent(), /ops\/honeypots/);
+  assert.match(await page.locator("#compare").textContent(), /partner\/pots/);
+  assert.equal(await page.locator("svg.heatmap").count(), 1, "an overlap heat map of the two feeds");
+  assert.ok((await page.locator("svg.heatmap rect").count()) >= 4, "a cell per pair of feeds");
   await shot(page, "05-compare");
 
   // ---- live, while a value is published

@@ -190,7 +190,7 @@ async fn sources(store: &dyn Store, feeds: &[apiary_store::Feed]) -> Result<(Vec
             Ok((
                 metas,
                 groups,
-                "source tier seed (an admin's feed is a seed unless an admin set another tier)".into(),
+                "source tier seed; an admin's feed is a seed unless an admin set another tier".into(),
             ))
         }
         Err(StoreError::Internal(_)) => {

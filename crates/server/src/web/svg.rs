@@ -114,10 +114,12 @@ pub fn gauge(score: f64, tier: &str) -> String {
 pub fn heatmap(caption: &str, names: &[String], cell: impl Fn(usize, usize) -> Option<(String, f64)>) -> String {
     let n = names.len();
     let (c, label_w) = (36.0_f64, 150.0_f64);
-    let w = label_w + c * n as f64;
+    // The column labels lean right (60° up): room for the last one past the last column.
+    let w = label_w + c * n as f64 + label_w * 0.5;
     let h = label_w + c * n as f64;
+    // Its natural size as attributes (the page's CSP allows no inline styles); CSS only shrinks it.
     let mut s = format!(
-        "<svg class=\"heatmap\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\" style=\"max-width:{w}px\">",
+        "<svg class=\"heatmap\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
         esc(caption)
     );
     for (i, name) in names.iter().enumerate() {
