@@ -243,6 +243,7 @@ test("overview → feed → indicator → campaign → live", async (t) => {
   await row.waitFor({ timeout: 15000 });
   assert.match(await row.textContent(), /browser-test/);
   assert.match(await row.textContent(), /ops\/honeypots/);
+  assert.match(await row.locator("time").textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, "the time the hub received it");
   await shot(page, "06-live");
 
   // ---- account: sign in; the private feed appears for its owner

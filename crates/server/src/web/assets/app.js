@@ -130,7 +130,7 @@
       count.textContent = String(n);
       if (paused) return;
       const tr = el("tr", { class: "new" },
-        el("td", {}, el("time", { datetime: s.received_at, text: (s.received_at || "").replace("T", " ").replace(/\.\d+/, "") })),
+        el("td", {}, el("time", { datetime: s.reporttime, text: (s.reporttime || "").replace("T", " ").replace(/\.\d+/, "") })),
         el("td", {}, el("a", { class: "value", href: indicatorHref(s.indicator), text: s.indicator })),
         el("td", { text: s.itype }),
         el("td", {}, el("a", { href: feedHref(s.feed), text: s.feed })),
