@@ -133,14 +133,16 @@ pub trait Bus: Send + Sync + 'static {
 }
 
 /// Open the bus a URL names: `memory` (or empty) is the in-process [`MemoryBus`];
-/// `nats://HOST:PORT` the [`NatsBus`] with its default stream.
+/// `nats://HOST:PORT[?stream=NAME&prefix=SUBJECT.PREFIX]` the [`NatsBus`] (default stream
+/// `APIARY_SIGHTINGS` on `apiary.sightings.<feed id>`).
 pub async fn open(url: &str) -> Result<Arc<dyn Bus>, BusError> {
     let url = url.trim();
     if url.is_empty() || url == "memory" || url == "memory:" {
         return Ok(Arc::new(MemoryBus::new()));
     }
     if url.starts_with("nats://") || url.starts_with("tls://") {
-        return Ok(Arc::new(NatsBus::connect(url, NatsOptions::default()).await?));
+        let (server, options) = NatsOptions::from_url(url)?;
+        return Ok(Arc::new(NatsBus::connect(&server, options).await?));
     }
     Err(BusError::Other(format!("bus `{url}`: use `memory` or nats://HOST:PORT")))
 }

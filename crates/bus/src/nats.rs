@@ -14,6 +14,10 @@
 //!   stream sequence after the last message it delivered, so nothing is missed; an event whose
 //!   log seq is not above the last one delivered is dropped (never a repeat).
 //!
+//! The URL names the server and, optionally, the stream and subjects:
+//! `nats://HOST:PORT[?stream=NAME&prefix=SUBJECT.PREFIX]` (defaults `APIARY_SIGHTINGS` and
+//! `apiary.sightings`), so several hubs, or test runs, can share one NATS server.
+//!
 //! Cursors stay log seqs: the store's log is ordered by commit (see the PostgreSQL store), so a
 //! subscriber that lags or reconnects reads the log after its cursor, from any node.
 
@@ -47,6 +51,47 @@ impl Default for NatsOptions {
             max_age: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
         }
+    }
+}
+
+
+impl NatsOptions {
+    /// Split `stream` and `prefix` off a bus URL's query: the server URL for the client, and
+    /// the options (defaults for what the URL does not say). Other parameters are an error.
+    pub fn from_url(url: &str) -> Result<(String, NatsOptions), BusError> {
+        let mut options = NatsOptions::default();
+        let Some((server, query)) = url.split_once('?') else {
+            return Ok((url.to_string(), options));
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "stream" => {
+                    // JetStream stream names: no spaces, dots, wildcards or path separators.
+                    let ok = !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if !ok {
+                        return Err(BusError::Other(format!("bus URL: stream `{}`: use letters, digits, '_' and '-'", v.escape_default())));
+                    }
+                    options.stream = v.to_string();
+                }
+                "prefix" => {
+                    let ok = !v.is_empty()
+                        && v.len() <= 200
+                        && v.split('.').all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+                    if !ok {
+                        return Err(BusError::Other(format!(
+                            "bus URL: prefix `{}`: dot-separated tokens of letters, digits, '_' and '-'",
+                            v.escape_default()
+                        )));
+                    }
+                    options.subject_prefix = v.to_string();
+                }
+                other => {
+                    return Err(BusError::Other(format!("bus URL: unknown parameter `{}` (use stream= and prefix=)", other.escape_default())))
+                }
+            }
+        }
+        Ok((server.to_string(), options))
     }
 }
 
@@ -195,6 +240,23 @@ impl Bus for NatsBus {
             }
             // Gone (expired or deleted): start from the log's end.
             Err(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_and_prefix_come_off_the_url() {
+        let (server, o) = NatsOptions::from_url("nats://127.0.0.1:4222?stream=HUB_A&prefix=hub_a.sightings").unwrap();
+        assert_eq!(server, "nats://127.0.0.1:4222");
+        assert_eq!((o.stream.as_str(), o.subject_prefix.as_str()), ("HUB_A", "hub_a.sightings"));
+        let (server, o) = NatsOptions::from_url("nats://h:4222").unwrap();
+        assert_eq!((server.as_str(), o.stream.as_str(), o.subject_prefix.as_str()), ("nats://h:4222", "APIARY_SIGHTINGS", "apiary.sightings"));
+        for bad in ["stream=", "stream=a.b", "stream=a b", "prefix=a..b", "prefix=a.>", "prefix=a.*", "colour=red"] {
+            assert!(NatsOptions::from_url(&format!("nats://h:4222?{bad}")).is_err(), "{bad}");
         }
     }
 }

@@ -24,7 +24,8 @@ pub struct MigrateArgs {
     /// The SQLite hub: sqlite:DIR or a data directory.
     #[arg(long, value_name = "sqlite:DIR")]
     pub from: String,
-    /// The PostgreSQL database (empty; its schema is created): postgres://USER@HOST[:PORT]/DB.
+    /// The PostgreSQL database (empty; its schema is created): postgres://USER@HOST[:PORT]/DB,
+    /// optionally ?schema=NAME for a schema of its own.
     #[arg(long, value_name = "postgres://...")]
     pub to: String,
     /// Print the result as one JSON object (progress still goes to stderr).

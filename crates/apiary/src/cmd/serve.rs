@@ -30,12 +30,13 @@ pub struct ServeArgs {
     /// Data directory: short for --store sqlite:DIR [env: APIARY_DATA] [default: ./apiary-data].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// The store: sqlite:DIR, or postgres://USER@HOST[:PORT]/DB that several nodes share
-    /// (docs/scale-out.md) [env: APIARY_STORE].
+    /// The store: sqlite:DIR, or postgres://USER@HOST[:PORT]/DB[?schema=NAME&pool=N] that
+    /// several nodes share (docs/scale-out.md) [env: APIARY_STORE].
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
     /// The bus that carries committed sightings to the streams: `memory` (in-process) or
-    /// nats://HOST:PORT (NATS JetStream, one stream for every node of a hub) [default: memory].
+    /// nats://HOST:PORT[?stream=NAME&prefix=SUBJECT.PREFIX] (NATS JetStream, one stream for every
+    /// node of a hub; docs/scale-out.md) [default: memory].
     #[arg(long, env = "APIARY_BUS", value_name = "URL")]
     pub bus: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080].

@@ -1,7 +1,9 @@
 //! Which store a command works on: the one resolution every command that touches the hub's
 //! data uses (serve, user/token/feed/backup, import, pull, export, hpfeeds ident, migrate).
 //!
-//! - `--store URL`: `sqlite:DIR` (or a plain directory) or `postgres://USER@HOST[:PORT]/DB`;
+//! - `--store URL`: `sqlite:DIR` (or a plain directory) or
+//!   `postgres://USER@HOST[:PORT]/DB[?schema=NAME&pool=N]` (a schema of its own, created if
+//!   missing; at most N connections from this process: see `apiary_store::postgres`);
 //! - `--data DIR` is short for `--store sqlite:DIR` (giving both is an error);
 //! - precedence: a flag beats the environment (`APIARY_STORE`, then `APIARY_DATA`), which beats
 //!   the config file (`store = "..."` or `data = "..."`, the file of `--config`/`APIARY_CONFIG`),

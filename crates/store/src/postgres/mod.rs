@@ -14,6 +14,10 @@
 //!   reversed-label key (shared with SQLite: `sqlite::keys`) under a `text_pattern_ops` index.
 //! - **Schema.** One SQL file per version under `migrations/postgres/`, applied in order under
 //!   an advisory lock and tracked in the `schema_version` table.
+//! - **URL.** `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&pool=N&…]`: `schema` puts
+//!   the hub in a PostgreSQL schema of its own (created if missing), so several hubs or test
+//!   runs can share a database; `pool` caps the connections of this node. Other parameters
+//!   (`connect_timeout`, `sslmode`, `application_name`, …) go to the driver as they are.
 
 mod accounts;
 mod append;
@@ -64,6 +68,49 @@ impl Default for PostgresOptions {
     }
 }
 
+/// Split the store's own parameters (`schema`, `pool`) off a URL's query; the rest of the URL
+/// is the driver's. A `schema` must be a plain identifier (it is put into SQL unquoted).
+pub fn split_url(url: &str) -> Result<(String, PostgresOptions)> {
+    let mut opts = PostgresOptions::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), opts));
+    };
+    let mut rest: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "schema" => opts.schema = Some(check_schema(v)?.to_string()),
+            "pool" => {
+                opts.max_connections = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| StoreError::Invalid(format!("store URL: pool `{v}`: a number of connections, 1 to 1000")))?
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, opts))
+}
+
+/// A schema name: 1–63 lowercase letters, digits and `_`, not starting with a digit or `pg_`.
+fn check_schema(s: &str) -> Result<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && !s.starts_with("pg_");
+    if ok {
+        Ok(s)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "schema `{}`: use 1–63 lowercase letters, digits and '_' (not starting with a digit or pg_)",
+            s.escape_default()
+        )))
+    }
+}
+
 /// The PostgreSQL [`Store`].
 pub struct PostgresStore {
     pool: Pool,
@@ -72,18 +119,20 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connect to `url` (`postgres://user@host:port/db`), creating or upgrading the schema.
+    /// Connect to `url` (`postgres://user@host:port/db[?schema=NAME&pool=N]`, see the module
+    /// documentation), creating or upgrading the schema.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        PostgresStore::connect_with(url, PostgresOptions::default()).await
+        let (url, opts) = split_url(url)?;
+        PostgresStore::connect_with(&url, opts).await
     }
 
+    /// Connect with explicit options (a `schema`/`pool` in `url` is an error here: give them in
+    /// `opts`).
     pub async fn connect_with(url: &str, opts: PostgresOptions) -> Result<PostgresStore> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Invalid(format!("store URL `{}`: {e}", redact(url))))?;
         if let Some(schema) = &opts.schema {
-            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
-                return Err(StoreError::Invalid(format!("schema `{schema}`: use letters, digits and '_'")));
-            }
+            check_schema(schema)?;
             config.options(format!("-c search_path={schema}"));
         }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -92,7 +141,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the PostgreSQL pool: {e}")))?;
         let store = PostgresStore { pool, partitions: Mutex::new(HashSet::new()) };
-        store.migrate().await?;
+        store.migrate(opts.schema.as_deref()).await?;
         Ok(store)
     }
 
@@ -104,10 +153,15 @@ impl PostgresStore {
         })
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self, schema: Option<&str>) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_error)?;
+        if let Some(schema) = schema {
+            // Checked by `check_schema`: a plain identifier. Under the lock, so nodes starting
+            // together do not race to create it.
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.map_err(pg_error)?;
+        }
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
         )
@@ -577,5 +631,19 @@ mod tests {
             assert_eq!(tlp_from_rank(tlp_rank(t)), t);
         }
         assert!(tlp_rank(Tlp::Red) > tlp_rank(Tlp::Amber));
+    }
+
+    #[test]
+    fn schema_and_pool_come_off_the_url() {
+        let (url, o) = split_url("postgres://u@h/db?schema=hub_a&connect_timeout=5&pool=4").unwrap();
+        assert_eq!(url, "postgres://u@h/db?connect_timeout=5");
+        assert_eq!(o.schema.as_deref(), Some("hub_a"));
+        assert_eq!(o.max_connections, 4);
+        let (url, o) = split_url("postgres://u@h/db").unwrap();
+        assert_eq!((url.as_str(), o.schema), ("postgres://u@h/db", None));
+        assert_eq!(split_url("postgres://u@h/db?schema=a").unwrap().0, "postgres://u@h/db");
+        for bad in ["schema=", "schema=Hub", "schema=a;drop", "schema=1a", "schema=pg_x", "pool=0", "pool=x"] {
+            assert!(split_url(&format!("postgres://u@h/db?{bad}")).is_err(), "{bad}");
+        }
     }
 }
