@@ -204,6 +204,55 @@ async fn a_failing_request_in_a_group_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_requests_queued_among_small_ones_commit_alone() {
+    // Bulk batches (1,000 sightings or more) commit in a transaction of their own, between the
+    // groups of small requests: a failing one takes nothing else with it, nothing is lost.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let (u, f) = alice_feed(&*store).await;
+    let blocker = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let bulk = |prefix: u8, n: u32| -> Vec<NewSighting> {
+        (0..n).map(|i| sighting(&f, &u, &format!("10.{prefix}.{}.{}", i / 256, i % 256))).collect()
+    };
+    let mut ghost = f.clone();
+    ghost.id += 1000;
+    let mut bad = bulk(2, 1_500);
+    bad.push(sighting(&ghost, &u, "198.51.100.9"));
+    let mut small = Vec::new();
+    let mut heavy = Vec::new();
+    for (i, batch) in [bulk(1, 1_500), bad, bulk(3, 2_000)].into_iter().enumerate() {
+        for j in 0..4 {
+            let (store, f, u) = (store.clone(), f.clone(), u.clone());
+            let v = format!("192.0.2.{}", i * 4 + j);
+            small.push(tokio::spawn(async move { store.append_sightings(vec![sighting(&f, &u, &v)]).await }));
+        }
+        let store = store.clone();
+        heavy.push(tokio::spawn(async move { store.append_sightings(batch).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    for s in small {
+        assert!(!s.await.unwrap().unwrap()[0].duplicate);
+    }
+    let results: Vec<_> = futures_join(heavy).await;
+    assert_eq!(results[0].as_ref().unwrap().len(), 1_500);
+    assert!(matches!(results[1], Err(StoreError::NotFound(_))), "{:?}", results[1].as_ref().map(Vec::len));
+    assert_eq!(results[2].as_ref().unwrap().len(), 2_000);
+    assert_eq!(store.get_indicator("10.2.0.1").await.unwrap(), None, "the failed batch left nothing");
+    assert_eq!(store.stats().await.unwrap().sightings, 12 + 1_500 + 2_000);
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let secret;

@@ -5,6 +5,12 @@
 //! everything else already queued (up to a weight limit), runs each inside its own SAVEPOINT
 //! of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers every request.
 //! A request that fails rolls back to its savepoint and leaves the others untouched.
+//!
+//! A heavy request (a bulk batch of [`HEAVY_WEIGHT`] or more) commits alone, without a
+//! savepoint: it has no WAL sync to share worth the name, and inside a savepoint every page it
+//! touches is copied to the statement journal, which each of its statements then walks when it
+//! ends — quadratic in the batch (a Cowrie import whose sightings and sessions met in one group
+//! spent 90 % of its time there).
 
 use crate::{Result, StoreError};
 use rusqlite::Connection;
@@ -78,6 +84,9 @@ const MAX_GROUP_WEIGHT: usize = 50_000;
 /// Longest a group waits for more requests before it commits (see [`run`]).
 const MAX_GATHER_DELAY: Duration = Duration::from_micros(1500);
 
+/// A request at least this heavy commits in a transaction of its own (module documentation).
+pub(crate) const HEAVY_WEIGHT: usize = 1_000;
+
 /// The writer loop; returns when every sender is gone and the queue is drained.
 ///
 /// Callers send their next request only after the reply to the previous one, so right after
@@ -87,12 +96,22 @@ const MAX_GATHER_DELAY: Duration = Duration::from_micros(1500);
 /// the writer gathers for up to [`MAX_GATHER_DELAY`] until it holds as many again.
 pub(crate) fn run(conn: Connection, mut rx: mpsc::Receiver<Request>) {
     let mut last_group = 1usize;
-    while let Some(first) = rx.blocking_recv() {
+    // A heavy request met while gathering: it goes next, alone.
+    let mut held: Option<Request> = None;
+    while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
+        if first.weight >= HEAVY_WEIGHT {
+            commit_group(&conn, vec![first]);
+            continue;
+        }
         let mut weight = first.weight;
         let mut group = vec![first];
         let gather_until = Instant::now() + MAX_GATHER_DELAY;
         loop {
             match rx.try_recv() {
+                Ok(req) if req.weight >= HEAVY_WEIGHT => {
+                    held = Some(req);
+                    break;
+                }
                 Ok(req) => {
                     weight += req.weight;
                     group.push(req);
