@@ -2,7 +2,7 @@
 //! `GET /api/v1/export?format=...&tier=block` (the hub-wide BLOCK tier). docs/exports.md.
 //!
 //! The formats and the rules of what may leave the hub are in `apiary_core::export`; this
-//! module pages through [`Store::query`] and streams the formatted bytes. One task per export
+//! module reads the records with one [`Store::scan_records`] and streams the formatted bytes. One task per export
 //! writes into a bounded channel that the response body reads, so memory stays flat however
 //! large the feed and a slow client slows the task instead of filling a buffer. The same
 //! engine ([`Walk`], [`run`]) serves TAXII ([`crate::taxii`]) and `apiary export --data`.
@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use apiary_core::export::{self as fmt, suricata_iprep, FormatSpec, Meta, Policy, Record, Window};
 use apiary_core::trust::score::ScoreTier;
 use apiary_core::{parse, Allowlist, IType, ParseOptions};
-use apiary_store::{Feed, FeedRecord, Query, Reader, Store, StoreError, Timestamp, Visibility};
+use apiary_store::{ExportRecord, Feed, FeedRecord, Order, Query, Reader, Scan, Store, StoreError, Timestamp, Visibility};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -59,9 +59,6 @@ pub fn install_allowlist(lists: Allowlist) -> bool {
 
 /// Name of the hub-wide BLOCK tier, as a source in exports and a TAXII collection.
 pub const BLOCK_TIER: &str = "hub/block";
-
-/// Store page size while walking an export.
-const PAGE: usize = 5_000;
 
 /// How many bytes are gathered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
@@ -290,35 +287,66 @@ pub struct Selection {
     pub score: Option<ScoreFloor>,
 }
 
-/// A walk through the records of a [`Selection`], newest first, one store page at a time.
+/// A walk through the records of a [`Selection`]: newest first (exports) or oldest first
+/// (TAXII), a store page at a time ([`Walk::page`], which ends exactly where its cursor says)
+/// or as one scan of the store running beside the caller ([`Walk::scan`], exports).
 pub struct Walk {
     store: Arc<dyn Store>,
     sel: Selection,
     cursor: Option<String>,
+    order: Order,
     done: bool,
     /// feed id → (owner id, private?)
     owners: HashMap<i64, (i64, bool)>,
     red: HashMap<i64, bool>,
     /// Hashes of values already exported (hub-wide only): 8 bytes per distinct value.
     seen: HashSet<u64>,
-    /// Page size to fetch ahead while the caller formats the current page (exports only:
-    /// TAXII needs every page to end exactly where its `next` cursor says).
-    read_ahead: Option<usize>,
-    ahead: Option<tokio::task::JoinHandle<Result<apiary_store::Page<FeedRecord>, StoreError>>>,
-    /// (feed id, value) its owner retracted: never exported from that feed (loaded once).
-    retracted: Option<HashSet<(i64, String)>>,
+    /// Read with [`Store::scan_records`] instead of pages (exports).
+    scan: Option<Scan>,
+    scanning: Option<Scanning>,
+    /// Feed id → values its owner retracted: never exported from that feed (loaded once).
+    retracted: Option<HashMap<i64, HashSet<String>>>,
 }
+
+/// A store scan in progress: its batches, and the task that sends them.
+struct Scanning {
+    batches: mpsc::Receiver<Vec<ExportRecord>>,
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+/// Batches of a scan the store may read ahead of the formatter (about 8,000 records).
+const SCAN_AHEAD: usize = 8;
 
 impl Walk {
     pub fn new(store: Arc<dyn Store>, sel: Selection, cursor: Option<String>) -> Walk {
         let owners = sel.feeds.iter().map(|f| (f.id, (f.owner_id, f.visibility == Visibility::Private))).collect();
-        Walk { store, sel, cursor, done: false, owners, red: HashMap::new(), seen: HashSet::new(), read_ahead: None, ahead: None, retracted: None }
+        Walk {
+            store,
+            sel,
+            cursor,
+            order: Order::NewestFirst,
+            done: false,
+            owners,
+            red: HashMap::new(),
+            seen: HashSet::new(),
+            scan: None,
+            scanning: None,
+            retracted: None,
+        }
     }
 
-    /// Fetch the next page of `size` records in the background while the current one is
-    /// formatted: the store and the formatter then run on two cores instead of taking turns.
-    pub fn read_ahead(mut self, size: usize) -> Walk {
-        self.read_ahead = Some(size.clamp(1, 10_000));
+    /// Walk oldest first (TAXII: pages in the order objects were added).
+    pub fn oldest_first(mut self) -> Walk {
+        self.order = Order::OldestFirst;
+        self
+    }
+
+    /// Read the whole selection as one store scan ([`Store::scan_records`]) that runs beside
+    /// the caller, so the store and the formatter use two cores. `details`: whether the format
+    /// writes tags, ports, protocol and description. [`Walk::page`] then returns the scan's
+    /// batches whatever it is asked for, and [`Walk::cursor`] means nothing.
+    pub fn scan(mut self, details: bool) -> Walk {
+        self.scan = Some(Scan { details, ..Scan::default() });
         self
     }
 
@@ -331,40 +359,61 @@ impl Walk {
             since: self.sel.since,
             limit,
             cursor: self.cursor.clone(),
+            order: self.order,
             ..Query::default()
         }
     }
 
-    /// The next store page of at most `want` records (None at the end; with read-ahead, pages
-    /// after the first have the read-ahead size). The cursor moves past the whole page, so a
-    /// caller that pages with `want` = what it still needs never skips.
-    pub async fn page(&mut self, want: usize) -> Result<Option<Vec<FeedRecord>>, StoreError> {
+    /// The next records: a store page of at most `want` (None at the end), or the scan's next
+    /// batch. The cursor moves past the whole page, so a caller that pages with `want` = what
+    /// it still needs never skips.
+    pub async fn page(&mut self, want: usize) -> Result<Option<Vec<ExportRecord>>, StoreError> {
         if self.done || self.sel.feeds.is_empty() {
             return Ok(None);
         }
-        let page = match self.ahead.take() {
-            Some(task) => task.await.map_err(|e| StoreError::Internal(format!("export read-ahead failed: {e}")))??,
-            None => self.store.query(&self.query(want.clamp(1, 10_000))).await?,
+        let items = match self.scan {
+            Some(scan) => {
+                if self.scanning.is_none() {
+                    let (tx, rx) = mpsc::channel(SCAN_AHEAD);
+                    let (store, q) = (self.store.clone(), self.query(scan.batch));
+                    let task = tokio::spawn(async move { store.scan_records(&q, scan, tx).await });
+                    self.scanning = Some(Scanning { batches: rx, task });
+                }
+                let scanning = self.scanning.as_mut().expect("started above");
+                match scanning.batches.recv().await {
+                    Some(batch) => batch,
+                    None => {
+                        self.done = true;
+                        let task = self.scanning.take().expect("started above").task;
+                        task.await.map_err(|e| StoreError::Internal(format!("export scan failed: {e}")))??;
+                        return Ok(None);
+                    }
+                }
+            }
+            None => {
+                let page = self.store.query(&self.query(want.clamp(1, 10_000))).await?;
+                self.done = page.next.is_none();
+                self.cursor = page.next;
+                page.items.into_iter().map(ExportRecord::from).collect()
+            }
         };
-        self.done = page.next.is_none();
-        self.cursor = page.next;
-        if let (Some(size), false) = (self.read_ahead, self.done) {
-            let (store, q) = (self.store.clone(), self.query(size));
-            self.ahead = Some(tokio::spawn(async move { store.query(&q).await }));
-        }
-        Ok(Some(self.trust_filter(page.items).await?))
+        Ok(Some(self.trust_filter(items).await?))
     }
 
     /// Leave out what the trust rules take out of a page: values retracted from their feed, and
     /// (scored exports) values whose stored score is below the floor or not scored yet.
-    async fn trust_filter(&mut self, mut items: Vec<FeedRecord>) -> Result<Vec<FeedRecord>, StoreError> {
+    async fn trust_filter(&mut self, mut items: Vec<ExportRecord>) -> Result<Vec<ExportRecord>, StoreError> {
         if self.retracted.is_none() {
             let ids: Vec<i64> = self.sel.feeds.iter().map(|f| f.id).collect();
-            self.retracted = Some(self.store.retractions(Some(&ids)).await?.into_iter().collect());
+            let mut retracted: HashMap<i64, HashSet<String>> = HashMap::new();
+            for (feed, value) in self.store.retractions(Some(&ids)).await? {
+                retracted.entry(feed).or_default().insert(value);
+            }
+            self.retracted = Some(retracted);
         }
         let retracted = self.retracted.as_ref().expect("loaded above");
         if !retracted.is_empty() {
-            items.retain(|r| !retracted.contains(&(r.feed_id, r.indicator.clone())));
+            items.retain(|r| !retracted.get(&r.feed_id).is_some_and(|values| values.contains(&r.indicator)));
         }
         if let Some(floor) = self.sel.score {
             let values: Vec<String> = items.iter().map(|r| r.indicator.clone()).collect::<HashSet<_>>().into_iter().collect();
@@ -387,6 +436,7 @@ impl Walk {
         }
         let mut q = self.query(1);
         q.cursor = None;
+        q.order = Order::NewestFirst;
         Ok(self.store.query(&q).await?.items.into_iter().next())
     }
 
@@ -419,9 +469,15 @@ impl Walk {
     }
 
     /// Check a record against the policy (and dedupe); the record to export, or why not.
-    pub async fn admit<'r>(&mut self, policy: &Policy<'_>, r: &'r FeedRecord) -> Result<Result<Record<'r>, &'static str>, StoreError> {
+    /// `names` maps feed ids to `owner/name` ([`Selection::feed_names`]).
+    pub async fn admit<'r>(
+        &mut self,
+        policy: &Policy<'_>,
+        r: &'r ExportRecord,
+        names: &'r HashMap<i64, String>,
+    ) -> Result<Result<Record<'r>, &'static str>, StoreError> {
         let red_ok = if r.tlp == apiary_store::Tlp::Red { self.red_ok(r.feed_id).await? } else { false };
-        let mut rec = record_of(r);
+        let mut rec = record_of(r, names.get(&r.feed_id).map_or("", String::as_str));
         match policy.check(&rec, r.reserved.as_deref(), red_ok) {
             Err(skip) => Ok(Err(skip.as_str())),
             Ok(_) if !self.first_sighting(r.indicator.as_str()) => Ok(Err("duplicate")),
@@ -433,12 +489,28 @@ impl Walk {
     }
 }
 
+impl Drop for Walk {
+    /// A walk given up early (the client went away, the limit was reached) stops its scan.
+    fn drop(&mut self) {
+        if let Some(s) = self.scanning.take() {
+            s.task.abort();
+        }
+    }
+}
+
+impl Selection {
+    /// Feed id → `owner/name`, for [`Walk::admit`].
+    pub fn feed_names(&self) -> HashMap<i64, String> {
+        self.feeds.iter().map(|f| (f.id, f.full_name())).collect()
+    }
+}
+
 /// A stored record as the export formats see it.
-pub fn record_of(r: &FeedRecord) -> Record<'_> {
+pub fn record_of<'r>(r: &'r ExportRecord, feed: &'r str) -> Record<'r> {
     Record {
         value: &r.indicator,
         itype: r.itype,
-        feed: &r.feed,
+        feed,
         firsttime: r.firsttime,
         lasttime: r.lasttime,
         reporttime: r.reporttime,
@@ -503,20 +575,20 @@ pub async fn run(job: Job, out: mpsc::Sender<Bytes>) -> Result<Summary, ExportEr
     policy.tlp = job.spec.tlp.clone();
     policy.min_confidence = job.spec.min_confidence;
     let mut format = (job.spec.format.new)(&job.meta);
-    let mut walk = Walk::new(job.store, job.selection, None).read_ahead(PAGE);
+    let names = job.selection.feed_names();
+    let mut walk = Walk::new(job.store, job.selection, None).scan(job.spec.format.details);
     let mut summary = Summary::default();
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
     let io = |e: std::io::Error| StoreError::Internal(format!("formatting the export: {e}"));
     format.header(&mut buf).map_err(io)?;
     let limit = job.spec.limit.unwrap_or(usize::MAX);
     while (summary.exported as usize) < limit {
-        let want = PAGE.min(limit - summary.exported as usize);
-        let Some(page) = walk.page(want).await? else { break };
+        let Some(page) = walk.page(limit - summary.exported as usize).await? else { break };
         for r in &page {
             if summary.exported as usize >= limit {
                 break;
             }
-            match walk.admit(&policy, r).await? {
+            match walk.admit(&policy, r, &names).await? {
                 Ok(rec) if format.accepts(&rec) => {
                     format.record(&rec, &mut buf).map_err(io)?;
                     summary.exported += 1;

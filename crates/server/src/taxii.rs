@@ -10,7 +10,8 @@
 //!
 //! An object's `date_added` and `version` are the record's last-seen time, so a value seen
 //! again is a new version of the same object and `added_after` polling picks it up. Pages come
-//! newest first (the store's order); follow `next` to the end. The hub keeps only the latest
+//! oldest first, as TAXII 2.1 orders by date added: follow `next` to the end, or poll with
+//! `added_after` = the last page's `X-TAXII-Date-Added-Last`. The hub keeps only the latest
 //! version of each object, so `versions/` lists one.
 //!
 //! Auth: HTTP Basic with the token as the password (what TAXII clients send; the user name is
@@ -18,7 +19,7 @@
 //! public feeds. Every response is `application/taxii+json;version=2.1`; a request whose
 //! `Accept` excludes it is answered 406.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use apiary_core::export::stix::{self, IndicatorObject};
 use apiary_core::export::{Policy, Window};
@@ -444,7 +445,12 @@ struct ItemPage {
     next: Option<String>,
 }
 
-/// Walk `coll` for the objects `f` selects, at most `f.limit`.
+/// Records read from the store per request while filling a page.
+const STORE_PAGE: usize = 1_000;
+
+/// Walk `coll` for the objects `f` selects, at most `f.limit`, oldest first: TAXII pages run
+/// in the order objects were added, so `added_after` = the last page's
+/// `X-TAXII-Date-Added-Last` and `next` both continue where a page ended.
 async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filters) -> Result<ItemPage, TaxiiError> {
     if !f.may_match() {
         return Ok(ItemPage { items: Vec::new(), next: None });
@@ -461,25 +467,40 @@ async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filte
         itype: None,
         tags: Vec::new(),
         since,
-        dedupe: coll.block,
+        // A value in several feeds is one object of the BLOCK tier: its latest version is kept
+        // below (the walk's own dedupe keeps the first, which oldest first is the stalest).
+        dedupe: false,
         // The BLOCK-tier collection serves the scoring job's BLOCK tier.
         score: coll.block.then_some(crate::export::ScoreFloor::BLOCK),
     };
-    let mut walk = Walk::new(state.store.clone(), sel, f.next.clone());
+    let names = sel.feed_names();
+    let mut walk = Walk::new(state.store.clone(), sel, f.next.clone()).oldest_first();
     let (scope, producer) = coll.scope();
     let identity = stix::identity_id(&producer);
     let versions: Option<Vec<i64>> =
         f.versions.as_ref().map(|vs| vs.iter().filter_map(|v| parse_time(v).ok()).map(|t| t.timestamp_millis()).collect());
-    let mut items = Vec::new();
-    // Fill the page: a store page at a time, of exactly what is still missing, so that the
-    // cursor after it is exactly where the next request must start.
-    while items.len() < f.limit {
-        let Some(records) = walk.page(f.limit - items.len()).await? else { break };
+    // Objects in order; an earlier version of an object found again is emptied (BLOCK tier).
+    let mut items: Vec<Option<Item>> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut live = 0;
+    // The page ends after the last record looked at, wherever that is in a store page, so the
+    // `next` cursor is exact however many records the filters skip.
+    let mut last: Option<String> = None;
+    let mut exhausted = false;
+    'fill: while live < f.limit {
+        let Some(records) = walk.page(STORE_PAGE.max(f.limit)).await? else {
+            exhausted = true;
+            break;
+        };
         for r in &records {
+            if live >= f.limit {
+                break 'fill;
+            }
+            last = Some(r.cursor());
             if f.added_after.is_some_and(|a| r.lasttime.timestamp_millis() <= a.timestamp_millis()) {
                 continue;
             }
-            let Ok(rec) = walk.admit(&policy, r).await? else { continue };
+            let Ok(rec) = walk.admit(&policy, r, &names).await? else { continue };
             let Some(obj) = IndicatorObject::of(&rec, scope, &identity) else { continue };
             if f.ids.as_ref().is_some_and(|ids| !ids.contains(&obj.id)) {
                 continue;
@@ -489,10 +510,18 @@ async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filte
                 continue;
             }
             let json = serde_json::to_string(&obj).map_err(|e| TaxiiError::from(StoreError::Internal(e.to_string())))?;
-            items.push(Item { added: obj.modified.clone(), id: obj.id.clone(), json });
+            if let Some(earlier) = at.insert(obj.id.clone(), items.len()) {
+                if items[earlier].take().is_some() {
+                    live -= 1;
+                }
+            }
+            items.push(Some(Item { added: obj.modified.clone(), id: obj.id.clone(), json }));
+            live += 1;
         }
+        exhausted = walk.cursor().is_none();
     }
-    Ok(ItemPage { items, next: walk.cursor().map(str::to_string) })
+    let next = if exhausted { None } else { last };
+    Ok(ItemPage { items: items.into_iter().flatten().collect(), next })
 }
 
 /// The `X-TAXII-Date-Added-First/Last` headers of a page.

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             query_by_itype_and_tags,
             query_by_feed_and_time_window,
             pagination_has_no_duplicates_or_gaps,
+            scans_match_queries,
             private_feeds_are_never_visible_to_others,
             deleting_a_feed_removes_its_records,
             stats_count_everything,
@@ -704,12 +705,12 @@ pub async fn pagination_has_no_duplicates_or_gaps(s: &dyn Store) {
         .map(|i| sighting(&f, &alice, IType::Ipv4, &format!("192.0.2.{i}"), &format!("2021-05-{:02}T00:00:00Z", 1 + i % 7)))
         .collect();
     s.append_sightings(batch).await.unwrap();
-    for limit in [1, 5, 10, 57, 100] {
+    for (order, limit) in [1, 5, 10, 57, 100].into_iter().flat_map(|l| [(Order::NewestFirst, l), (Order::OldestFirst, l)]) {
         let mut seen = Vec::new();
         let mut cursor = None;
         let mut pages = 0;
         loop {
-            let page = s.query(&Query { limit, cursor: cursor.take(), ..Default::default() }).await.unwrap();
+            let page = s.query(&Query { limit, cursor: cursor.take(), order, ..Default::default() }).await.unwrap();
             assert!(page.items.len() <= limit);
             pages += 1;
             seen.extend(page.items.iter().map(|r| (r.lasttime, r.id)));
@@ -721,11 +722,115 @@ pub async fn pagination_has_no_duplicates_or_gaps(s: &dyn Store) {
         }
         let unique: HashSet<_> = seen.iter().collect();
         assert_eq!((seen.len(), unique.len()), (57, 57), "limit {limit}: every record exactly once");
-        assert!(seen.windows(2).all(|w| w[0] > w[1]), "limit {limit}: lasttime desc, id desc");
+        match order {
+            Order::NewestFirst => assert!(seen.windows(2).all(|w| w[0] > w[1]), "limit {limit}: lasttime desc, id desc"),
+            Order::OldestFirst => assert!(seen.windows(2).all(|w| w[0] < w[1]), "limit {limit}: lasttime asc, id asc"),
+        }
         assert_eq!(pages, 57usize.div_ceil(limit).max(1), "limit {limit}: no empty trailing page");
     }
     let bad = s.query(&Query { cursor: Some("garbage".into()), ..Default::default() }).await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+/// Every record of a scan, in the order sent, with the receiver drained by `consume` (which
+/// may be slow, to make the store wait).
+async fn scan_all(s: &dyn Store, q: &Query, scan: Scan, capacity: usize) -> Vec<ExportRecord> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(capacity);
+    let (scanned, received) = tokio::join!(s.scan_records(q, scan, tx), async move {
+        let mut all = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            assert!(!batch.is_empty() && batch.len() <= scan.batch.max(1), "batches of 1..={} records", scan.batch);
+            all.extend(batch);
+            // A consumer slower than the store: the scan has to wait for it (or resume).
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        all
+    });
+    scanned.expect("scan");
+    received
+}
+
+/// A scan sends exactly what paging through `query` returns, in the same order, for every
+/// filter and reader, with the detail fields only when asked for; a slow or vanished
+/// receiver loses or repeats nothing.
+pub async fn scans_match_queries(s: &dyn Store) {
+    let fx = fixture(s).await;
+    // More records than a batch, several sharing a lasttime.
+    let batch: Vec<NewSighting> = (0..60)
+        .map(|i| {
+            let mut x = sighting(&fx.open, &fx.alice, IType::Ipv4, &format!("192.0.2.{i}"), &format!("2021-06-{:02}T00:00:00Z", 1 + i % 7));
+            x.tags = vec!["scanner".into()];
+            x.ports = vec![22];
+            x.description = Some("ssh".into());
+            x
+        })
+        .collect();
+    s.append_sightings(batch).await.unwrap();
+    let reader = |u: &User| Some(Reader { user_id: u.id, admin: u.admin });
+    let filters: [fn(&mut Query); 6] = [
+        |_| {},
+        |q| q.itype = Some(IType::Ipv4),
+        |q| q.tags = vec!["scanner".into()],
+        |q| q.since = Some(t("2021-05-10T00:00:00Z")),
+        |q| q.order = Order::OldestFirst,
+        |q| {
+            q.order = Order::OldestFirst;
+            q.tags = vec!["phishing".into()];
+        },
+    ];
+    for f in filters {
+        for who in [None, reader(&fx.alice), reader(&fx.bob), admin_reader()] {
+            for feeds in [None, Some(vec![fx.open.id]), Some(vec![fx.other.id, fx.closed.id])] {
+                let mut q = Query { reader: who.clone(), feed_ids: feeds.clone(), limit: 7, ..Default::default() };
+                f(&mut q);
+                let mut paged: Vec<ExportRecord> = Vec::new();
+                let mut pq = q.clone();
+                loop {
+                    let page = s.query(&pq).await.unwrap();
+                    paged.extend(page.items.into_iter().map(ExportRecord::from));
+                    match page.next {
+                        Some(n) => pq.cursor = Some(n),
+                        None => break,
+                    }
+                }
+                let what = format!("{who:?} {feeds:?} {q:?}");
+                let full = scan_all(s, &q, Scan { details: true, batch: 16 }, 8).await;
+                assert_eq!(full, paged, "{what}");
+                // A receiver that holds one batch at a time, filled faster than it drains.
+                assert_eq!(scan_all(s, &q, Scan { details: true, batch: 5 }, 1).await, paged, "{what}, slow receiver");
+                let brief = scan_all(s, &q, Scan { details: false, batch: 16 }, 8).await;
+                let stripped: Vec<ExportRecord> = paged
+                    .iter()
+                    .cloned()
+                    .map(|r| ExportRecord { tags: Vec::new(), portlist: Vec::new(), protocol: None, description: None, ..r })
+                    .collect();
+                assert_eq!(brief, stripped, "{what}, without details");
+                if who.is_none() || who.as_ref().is_some_and(|r| r.user_id == fx.alice.id) {
+                    assert!(full.iter().all(|r| r.feed_id != fx.closed.id), "{what}: the private feed stays private");
+                }
+            }
+        }
+    }
+    // From a cursor: the rest of the order.
+    let q = Query { reader: admin_reader(), limit: 10, ..Default::default() };
+    let first = s.query(&q).await.unwrap();
+    let rest = scan_all(s, &Query { cursor: first.next.clone(), ..q.clone() }, Scan::default(), 4).await;
+    let all = scan_all(s, &q, Scan::default(), 4).await;
+    assert_eq!(rest.as_slice(), &all[10..]);
+    assert_eq!(all.len(), 77);
+    // A receiver that goes away ends the scan, without an error.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let taken = async move {
+        let one = rx.recv().await;
+        drop(rx);
+        one
+    };
+    let (scanned, one) = tokio::join!(s.scan_records(&q, Scan { details: false, batch: 3 }, tx), taken);
+    scanned.expect("a closed receiver is not an error");
+    assert_eq!(one.map(|b| b.len()), Some(3));
+    let bad = Query { cursor: Some("garbage".into()), ..q };
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    assert!(matches!(s.scan_records(&bad, Scan::default(), tx).await, Err(StoreError::Invalid(_))));
 }
 
 pub async fn private_feeds_are_never_visible_to_others(s: &dyn Store) {

@@ -115,6 +115,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Query feed records (per feed and value aggregates).
     async fn query(&self, q: &Query) -> Result<Page<FeedRecord>>;
+    /// Every record `q` selects (its `limit` ignored, from its `cursor` on), in its order, sent
+    /// to `out` in batches of about `scan.batch`, until the end or until `out` is closed (not an
+    /// error). For exports: the records come without the feed's name ([`ExportRecord`]). The
+    /// default pages through [`Store::query`]; a store may read in one pass instead, but must
+    /// not hold a connection while `out` is full (a slow HTTP client must not pin the store).
+    async fn scan_records(&self, q: &Query, scan: Scan, out: tokio::sync::mpsc::Sender<Vec<ExportRecord>>) -> Result<()> {
+        let mut q = Query { limit: scan.batch.clamp(1, 10_000), ..q.clone() };
+        loop {
+            let page = self.query(&q).await?;
+            let items: Vec<ExportRecord> = page
+                .items
+                .into_iter()
+                .map(ExportRecord::from)
+                .map(|r| if scan.details { r } else { ExportRecord { tags: Vec::new(), portlist: Vec::new(), protocol: None, description: None, ..r } })
+                .collect();
+            if !items.is_empty() && out.send(items).await.is_err() {
+                return Ok(());
+            }
+            match page.next {
+                Some(next) => q.cursor = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
     /// One feed record by id.
     async fn get_record(&self, id: i64) -> Result<Option<FeedRecord>>;
     /// The hub-wide aggregate of one value, if stored.

@@ -229,6 +229,74 @@ pub struct FeedRecord {
     pub updated_at: Timestamp,
 }
 
+/// A feed record as an export reads it ([`crate::Store::scan_records`]): no feed name (the
+/// caller knows its feeds by id) and no bookkeeping times, so a million of them cost no more
+/// than the formats need. Without [`Scan::details`] the tags, ports, protocol and description
+/// are left empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRecord {
+    pub id: i64,
+    pub feed_id: i64,
+    pub indicator: String,
+    pub itype: IType,
+    pub firsttime: Timestamp,
+    pub lasttime: Timestamp,
+    pub reporttime: Timestamp,
+    pub count: i64,
+    pub tags: Vec<String>,
+    pub portlist: Vec<u16>,
+    pub protocol: Option<String>,
+    pub description: Option<String>,
+    pub tlp: Tlp,
+    pub claimed_confidence: Option<f64>,
+    pub reserved: Option<String>,
+}
+
+impl ExportRecord {
+    /// The [`Query::cursor`] of the records after this one (in the order it was read in).
+    pub fn cursor(&self) -> String {
+        crate::sqlite::keys::Cursor { lasttime: self.lasttime.timestamp_micros(), id: self.id }.encode()
+    }
+}
+
+impl From<FeedRecord> for ExportRecord {
+    fn from(r: FeedRecord) -> Self {
+        ExportRecord {
+            id: r.id,
+            feed_id: r.feed_id,
+            indicator: r.indicator,
+            itype: r.itype,
+            firsttime: r.firsttime,
+            lasttime: r.lasttime,
+            reporttime: r.reporttime,
+            count: r.count,
+            tags: r.tags,
+            portlist: r.portlist,
+            protocol: r.protocol,
+            description: r.description,
+            tlp: r.tlp,
+            claimed_confidence: r.claimed_confidence,
+            reserved: r.reserved,
+        }
+    }
+}
+
+/// How [`crate::Store::scan_records`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan {
+    /// Fill the detail fields (tags, ports, protocol, description): only the formats that
+    /// write them need them, and decoding them is most of a record's cost.
+    pub details: bool,
+    /// Records per batch sent.
+    pub batch: usize,
+}
+
+impl Default for Scan {
+    fn default() -> Self {
+        Scan { details: true, batch: 1024 }
+    }
+}
+
 /// The hub-wide aggregate of one value.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IndicatorSummary {
@@ -264,8 +332,19 @@ pub struct Query {
     /// lasttime <= until
     pub until: Option<Timestamp>,
     pub limit: usize,
-    /// Opaque cursor from a previous page.
+    /// Opaque cursor from a previous page (of a query in the same order).
     pub cursor: Option<String>,
+    /// Newest first (the default: what searches and exports want) or oldest first (TAXII,
+    /// whose pages run in the order objects were added).
+    pub order: Order,
+}
+
+/// The order of [`Query`] results: by last-seen time, then record id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
 }
 
 #[derive(Debug, Clone)]

@@ -129,25 +129,28 @@ pub struct FormatSpec {
     /// Blocklist formats (firewalls, IDS, resolvers) leave out held values: popular
     /// infrastructure stays out of blocklists until a trusted source confirms it.
     pub blocklist: bool,
+    /// Whether the format writes the detail fields (tags, ports, protocol, description): the
+    /// others are exported from records read without them, which is most of a store's work.
+    pub details: bool,
     /// Start an export.
     pub new: fn(&Meta) -> Box<dyn Format>,
 }
 
 /// Every format, by name.
 pub static FORMATS: &[FormatSpec] = &[
-    FormatSpec { name: "text", description: "one value per line, with a # comment header", media_type: "text/plain; charset=utf-8", blocklist: false, new: text::Text::boxed },
-    FormatSpec { name: "csv", description: "RFC 4180 CSV with a header row", media_type: "text/csv; charset=utf-8", blocklist: false, new: csv::Csv::boxed },
-    FormatSpec { name: "json", description: "a JSON array of indicators (native field names)", media_type: "application/json", blocklist: false, new: json::Json::boxed },
-    FormatSpec { name: "jsonl", description: "JSON lines, one indicator per line", media_type: "application/x-ndjson", blocklist: false, new: jsonl::JsonLines::boxed },
-    FormatSpec { name: "zeek", description: "Zeek Intel framework file", media_type: "text/plain; charset=utf-8", blocklist: true, new: zeek::Zeek::boxed },
-    FormatSpec { name: "suricata-iprep", description: "Suricata IP reputation file (categories file: suricata_iprep::categories)", media_type: "text/plain; charset=utf-8", blocklist: true, new: suricata_iprep::IpRep::boxed },
-    FormatSpec { name: "suricata-rules", description: "Suricata rules: IP rules and DNS-query rules for domains", media_type: "text/plain; charset=utf-8", blocklist: true, new: rules::Rules::suricata },
-    FormatSpec { name: "snort", description: "Snort rules for addresses", media_type: "text/plain; charset=utf-8", blocklist: true, new: rules::Rules::snort },
-    FormatSpec { name: "ipset", description: "`ipset restore -exist` file, v4 and v6 sets swapped in atomically", media_type: "text/plain; charset=utf-8", blocklist: true, new: ipset::Ipset::boxed },
-    FormatSpec { name: "nginx", description: "nginx `deny` lines, for `include`", media_type: "text/plain; charset=utf-8", blocklist: true, new: nginx::Nginx::deny },
-    FormatSpec { name: "nginx-geo", description: "nginx `geo $apiary_blocked` block (a lookup table, for large lists)", media_type: "text/plain; charset=utf-8", blocklist: true, new: nginx::Nginx::geo },
-    FormatSpec { name: "rpz", description: "BIND response policy zone (domains, rpz-ip for addresses)", media_type: "text/dns; charset=utf-8", blocklist: true, new: rpz::Rpz::boxed },
-    FormatSpec { name: "stix", description: "STIX 2.1 bundle of indicators with TLP markings", media_type: "application/stix+json;version=2.1", blocklist: false, new: stix::Stix::boxed },
+    FormatSpec { name: "text", description: "one value per line, with a # comment header", media_type: "text/plain; charset=utf-8", blocklist: false, details: false, new: text::Text::boxed },
+    FormatSpec { name: "csv", description: "RFC 4180 CSV with a header row", media_type: "text/csv; charset=utf-8", blocklist: false, details: true, new: csv::Csv::boxed },
+    FormatSpec { name: "json", description: "a JSON array of indicators (native field names)", media_type: "application/json", blocklist: false, details: true, new: json::Json::boxed },
+    FormatSpec { name: "jsonl", description: "JSON lines, one indicator per line", media_type: "application/x-ndjson", blocklist: false, details: true, new: jsonl::JsonLines::boxed },
+    FormatSpec { name: "zeek", description: "Zeek Intel framework file", media_type: "text/plain; charset=utf-8", blocklist: true, details: true, new: zeek::Zeek::boxed },
+    FormatSpec { name: "suricata-iprep", description: "Suricata IP reputation file (categories file: suricata_iprep::categories)", media_type: "text/plain; charset=utf-8", blocklist: true, details: true, new: suricata_iprep::IpRep::boxed },
+    FormatSpec { name: "suricata-rules", description: "Suricata rules: IP rules and DNS-query rules for domains", media_type: "text/plain; charset=utf-8", blocklist: true, details: true, new: rules::Rules::suricata },
+    FormatSpec { name: "snort", description: "Snort rules for addresses", media_type: "text/plain; charset=utf-8", blocklist: true, details: true, new: rules::Rules::snort },
+    FormatSpec { name: "ipset", description: "`ipset restore -exist` file, v4 and v6 sets swapped in atomically", media_type: "text/plain; charset=utf-8", blocklist: true, details: false, new: ipset::Ipset::boxed },
+    FormatSpec { name: "nginx", description: "nginx `deny` lines, for `include`", media_type: "text/plain; charset=utf-8", blocklist: true, details: false, new: nginx::Nginx::deny },
+    FormatSpec { name: "nginx-geo", description: "nginx `geo $apiary_blocked` block (a lookup table, for large lists)", media_type: "text/plain; charset=utf-8", blocklist: true, details: false, new: nginx::Nginx::geo },
+    FormatSpec { name: "rpz", description: "BIND response policy zone (domains, rpz-ip for addresses)", media_type: "text/dns; charset=utf-8", blocklist: true, details: false, new: rpz::Rpz::boxed },
+    FormatSpec { name: "stix", description: "STIX 2.1 bundle of indicators with TLP markings", media_type: "application/stix+json;version=2.1", blocklist: false, details: true, new: stix::Stix::boxed },
 ];
 
 /// The format called `name`.
@@ -258,6 +261,51 @@ mod tests {
         for name in ["text", "csv", "json", "jsonl", "zeek", "suricata-iprep", "suricata-rules", "snort", "ipset", "nginx", "rpz", "stix"] {
             assert!(by_name(name).is_some(), "issue 7 names {name}");
         }
+    }
+
+    /// A format that says it needs no details writes the same bytes without them, so the
+    /// store may leave them out.
+    #[test]
+    fn formats_without_details_ignore_them() {
+        use chrono::TimeZone;
+        let t = Utc.with_ymd_and_hms(2026, 5, 30, 12, 0, 0).unwrap();
+        let tags = vec!["scanner".to_string(), "ssh".to_string()];
+        let values = [("203.0.113.7", IType::Ipv4), ("2001:db8::7", IType::Ipv6), ("198.51.100.0/24", IType::Ipv4), ("evil.example", IType::Fqdn)];
+        let meta = Meta::new("alice/feed", "alice", t, t);
+        for f in FORMATS.iter().filter(|f| !f.details) {
+            let write = |detailed: bool| {
+                let mut format = (f.new)(&meta);
+                let mut out = Vec::new();
+                format.header(&mut out).unwrap();
+                for (value, itype) in values {
+                    let r = Record {
+                        value,
+                        itype,
+                        feed: "alice/feed",
+                        firsttime: t,
+                        lasttime: t,
+                        reporttime: t,
+                        count: 3,
+                        tags: if detailed { &tags } else { &[] },
+                        ports: if detailed { &[22, 2222] } else { &[] },
+                        protocol: detailed.then_some("tcp"),
+                        description: detailed.then_some("ssh brute force"),
+                        tlp: "green",
+                        confidence: Some(7.0),
+                        held: false,
+                    };
+                    if format.accepts(&r) {
+                        format.record(&r, &mut out).unwrap();
+                    }
+                }
+                format.footer(&mut out).unwrap();
+                out
+            };
+            let (with, without) = (write(true), write(false));
+            assert!(with.len() > 100, "{}: {} bytes", f.name, with.len());
+            assert_eq!(String::from_utf8_lossy(&with), String::from_utf8_lossy(&without), "{} reads details", f.name);
+        }
+        assert!(!by_name("text").unwrap().details && by_name("csv").unwrap().details);
     }
 
     #[test]

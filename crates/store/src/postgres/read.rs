@@ -1,6 +1,6 @@
 //! Queries: feed records by value, address containment (`inet <<=`, GiST), domain and
 //! subdomains (reversed-label prefix), tags (GIN), feeds, time window; keyset pagination in
-//! (lasttime desc, id desc) order with the SQLite store's cursor.
+//! (lasttime, id) order, newest or oldest first, with the SQLite store's cursor.
 
 use super::accounts::readable_condition;
 use super::{parse_itype, pg_error, ports_from_db, tlp_from_rank, PostgresStore};
@@ -126,10 +126,15 @@ impl PostgresStore {
                 .ok_or_else(|| StoreError::Invalid(format!("cursor `{cursor}` is not one this hub handed out")))?;
             let a = arg(&mut args, Box::new(at));
             let b = arg(&mut args, Box::new(cur.id));
-            conds.push(format!("(r.lasttime, r.id) < ({a}, {b})"));
+            let past = if q.order == Order::OldestFirst { ">" } else { "<" };
+            conds.push(format!("(r.lasttime, r.id) {past} ({a}, {b})"));
         }
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS}{filter} ORDER BY r.lasttime DESC, r.id DESC LIMIT {}", limit + 1);
+        let order = match q.order {
+            Order::NewestFirst => "r.lasttime DESC, r.id DESC",
+            Order::OldestFirst => "r.lasttime ASC, r.id ASC",
+        };
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS}{filter} ORDER BY {order} LIMIT {}", limit + 1);
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
         let client = self.client().await?;
         let rows = client.query(sql.as_str(), &params).await.map_err(pg_error)?;

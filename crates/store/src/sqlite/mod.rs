@@ -451,6 +451,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::query(c, &q)).await
     }
 
+    async fn scan_records(&self, q: &Query, scan: Scan, out: tokio::sync::mpsc::Sender<Vec<ExportRecord>>) -> Result<()> {
+        self.scan_(q, scan, out).await
+    }
+
     async fn get_record(&self, id: i64) -> Result<Option<FeedRecord>> {
         self.read(move |c| read::get_record(c, id)).await
     }

@@ -1,6 +1,7 @@
 //! Queries, on pooled read-only connections.
 
 use super::keys::{addr_range, host_key_range, Cursor};
+use super::SqliteStore;
 use super::{db_error, from_micros, json_list, micros, parse_itype, parse_tlp};
 use crate::model::*;
 use crate::{Result, StoreError};
@@ -47,8 +48,23 @@ fn record_from_row(r: &Row) -> rusqlite::Result<FeedRecord> {
     })
 }
 
-pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
-    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit.min(MAX_LIMIT) };
+/// The WHERE clause of a query and which index drives it.
+struct Filter {
+    drive: Driver,
+    conds: Vec<String>,
+    args: Vec<Value>,
+}
+
+/// How the readable feeds are checked: joined per row (`f.`, for searches over every feed) or
+/// as a list of feed ids found first (scans, whose callers name their feeds).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readable {
+    Joined,
+    Listed,
+}
+
+/// The conditions of `q`, except its cursor (None: nothing can match).
+fn filter(c: &Connection, q: &Query, limit: usize, readable: Readable) -> Result<Option<Filter>> {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
 
@@ -96,14 +112,26 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         }
         args.push(Value::Text(tag));
     }
-    if let Some(ids) = &q.feed_ids {
-        if ids.is_empty() {
-            return Ok(Page { items: Vec::new(), next: None });
+    match readable {
+        Readable::Joined => {
+            if let Some(ids) = &q.feed_ids {
+                if ids.is_empty() {
+                    return Ok(None);
+                }
+                conds.push(format!("r.feed_id IN ({})", vec!["?"; ids.len()].join(",")));
+                args.extend(ids.iter().map(|i| Value::Integer(*i)));
+            }
+            conds.extend(super::accounts::readable_condition(Some(q.reader.as_ref())));
         }
-        conds.push(format!("r.feed_id IN ({})", vec!["?"; ids.len()].join(",")));
-        args.extend(ids.iter().map(|i| Value::Integer(*i)));
+        Readable::Listed => {
+            let ids = readable_feed_ids(c, q)?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            conds.push(format!("r.feed_id IN ({})", vec!["?"; ids.len()].join(",")));
+            args.extend(ids.into_iter().map(Value::Integer));
+        }
     }
-    conds.extend(super::accounts::readable_condition(Some(q.reader.as_ref())));
     if let Some(since) = q.since {
         conds.push("r.lasttime >= ?".into());
         args.push(Value::Integer(micros(since)));
@@ -112,9 +140,42 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         conds.push("r.lasttime <= ?".into());
         args.push(Value::Integer(micros(until)));
     }
+    Ok(Some(Filter { drive, conds, args }))
+}
+
+/// The feeds of `q` (all when it names none) that its reader may read.
+fn readable_feed_ids(c: &Connection, q: &Query) -> Result<Vec<i64>> {
+    let mut conds: Vec<String> = super::accounts::readable_condition(Some(q.reader.as_ref())).into_iter().collect();
+    if let Some(ids) = &q.feed_ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        conds.push(format!("f.id IN ({})", vec!["?"; ids.len()].join(",")));
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let mut st = c.prepare(&format!("SELECT f.id FROM feeds f{filter} ORDER BY f.id")).map_err(db_error)?;
+    let ids = q.feed_ids.iter().flatten().map(|i| Value::Integer(*i));
+    let rows = st.query_map(params_from_iter(ids), |r| r.get(0)).map_err(db_error)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+}
+
+/// `(lasttime, id)` past a cursor, and the ORDER BY, in `order`.
+fn order_sql(order: Order) -> (&'static str, &'static str) {
+    match order {
+        Order::NewestFirst => ("(r.lasttime, r.id) < (?, ?)", "r.lasttime DESC, r.id DESC"),
+        Order::OldestFirst => ("(r.lasttime, r.id) > (?, ?)", "r.lasttime ASC, r.id ASC"),
+    }
+}
+
+pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
+    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit.min(MAX_LIMIT) };
+    let Some(Filter { drive, mut conds, mut args }) = filter(c, q, limit, Readable::Joined)? else {
+        return Ok(Page { items: Vec::new(), next: None });
+    };
+    let (after, order) = order_sql(q.order);
     if let Some(cursor) = &q.cursor {
         let cur = Cursor::decode(cursor)?;
-        conds.push("(r.lasttime, r.id) < (?, ?)".into());
+        conds.push(after.into());
         args.extend([Value::Integer(cur.lasttime), Value::Integer(cur.id)]);
     }
 
@@ -123,7 +184,7 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         Driver::Value | Driver::Within | Driver::Domain => FROM_INDICATORS,
         Driver::Order | Driver::Tag(_) => FROM_RECORDS,
     };
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM {from}{filter} ORDER BY r.lasttime DESC, r.id DESC LIMIT {}", limit + 1);
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM {from}{filter} ORDER BY {order} LIMIT {}", limit + 1);
     let mut st = c.prepare_cached(&sql).map_err(db_error)?;
     let mut items: Vec<FeedRecord> = st
         .query_map(params_from_iter(args), record_from_row)
@@ -137,6 +198,111 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Page<FeedRecord>> {
         None
     };
     Ok(Page { items, next })
+}
+
+// ------------------------------------------------------------------ scans (exports)
+
+/// The columns of [`ExportRecord`], with and without the detail fields.
+const EXPORT_COLUMNS: &str = "r.id, r.feed_id, i.value, i.itype, r.firsttime, r.lasttime, r.reporttime, r.count, \
+     r.tlp, r.claimed_confidence, r.reserved, r.tags, r.ports, r.protocol, r.description";
+const EXPORT_COLUMNS_BRIEF: &str = "r.id, r.feed_id, i.value, i.itype, r.firsttime, r.lasttime, r.reporttime, r.count, \
+     r.tlp, r.claimed_confidence, r.reserved";
+
+/// Text of a column without copying it (itype and TLP are matched, never kept).
+fn text_ref<'r>(r: &'r Row, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+}
+
+fn export_record_from_row(r: &Row, details: bool) -> rusqlite::Result<ExportRecord> {
+    let (tags, portlist, protocol, description) = if details {
+        (json_list(text_ref(r, 11)?)?, json_list(text_ref(r, 12)?)?, r.get(13)?, r.get(14)?)
+    } else {
+        (Vec::new(), Vec::new(), None, None)
+    };
+    Ok(ExportRecord {
+        id: r.get(0)?,
+        feed_id: r.get(1)?,
+        indicator: r.get(2)?,
+        itype: parse_itype(text_ref(r, 3)?)?,
+        firsttime: from_micros(r.get(4)?),
+        lasttime: from_micros(r.get(5)?),
+        reporttime: from_micros(r.get(6)?),
+        count: r.get(7)?,
+        tlp: parse_tlp(text_ref(r, 8)?)?,
+        claimed_confidence: r.get(9)?,
+        reserved: r.get(10)?,
+        tags,
+        portlist,
+        protocol,
+        description,
+    })
+}
+
+/// How one stretch of a scan ended.
+pub(crate) enum Stretch {
+    /// Every record was sent, or the receiver went away.
+    Done,
+    /// The receiver is full: send `pending` (waiting, without the connection), then scan on
+    /// after `resume` (None: that was the last batch).
+    Full { pending: Vec<ExportRecord>, resume: Option<Cursor> },
+}
+
+/// Scan `q` from `resume` (or its own cursor) in one statement, so one read transaction and
+/// one index walk, sending batches while the receiver keeps up.
+pub(crate) fn scan(
+    c: &Connection,
+    q: &Query,
+    scan: Scan,
+    resume: Option<Cursor>,
+    out: &tokio::sync::mpsc::Sender<Vec<ExportRecord>>,
+) -> Result<Stretch> {
+    let batch = scan.batch.clamp(1, MAX_LIMIT);
+    let Some(Filter { drive, mut conds, mut args }) = filter(c, q, MAX_LIMIT, Readable::Listed)? else {
+        return Ok(Stretch::Done);
+    };
+    let (after, order) = order_sql(q.order);
+    let resume = match (resume, &q.cursor) {
+        (Some(cur), _) => Some(cur),
+        (None, Some(cursor)) => Some(Cursor::decode(cursor)?),
+        (None, None) => None,
+    };
+    if let Some(cur) = resume {
+        conds.push(after.into());
+        args.extend([Value::Integer(cur.lasttime), Value::Integer(cur.id)]);
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let from = match drive {
+        Driver::Value | Driver::Within | Driver::Domain => "indicators i CROSS JOIN feed_records r ON r.indicator_id = i.id",
+        Driver::Order | Driver::Tag(_) => "feed_records r CROSS JOIN indicators i ON i.id = r.indicator_id",
+    };
+    let columns = if scan.details { EXPORT_COLUMNS } else { EXPORT_COLUMNS_BRIEF };
+    let sql = format!("SELECT {columns} FROM {from}{filter} ORDER BY {order}");
+    let mut st = c.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = st.query(params_from_iter(args)).map_err(db_error)?;
+    let mut items = Vec::with_capacity(batch);
+    loop {
+        let row = rows.next().map_err(db_error)?;
+        if let Some(row) = row {
+            items.push(export_record_from_row(row, scan.details).map_err(db_error)?);
+            if items.len() < batch {
+                continue;
+            }
+        }
+        let end = row.is_none();
+        if items.is_empty() {
+            return Ok(Stretch::Done);
+        }
+        let full = std::mem::replace(&mut items, Vec::with_capacity(batch));
+        let last = full.last().map(|r| Cursor { lasttime: micros(r.lasttime), id: r.id });
+        match out.try_send(full) {
+            Ok(()) if end => return Ok(Stretch::Done),
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return Ok(Stretch::Done),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(pending)) => {
+                return Ok(Stretch::Full { pending, resume: if end { None } else { last } });
+            }
+        }
+    }
 }
 
 /// How a query finds its rows.
@@ -307,4 +473,28 @@ pub(crate) fn backup(c: &Connection, dest: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&partial);
         StoreError::Internal(format!("backup: cannot move {} to {}: {e}", partial.display(), dest.display()))
     })
+}
+
+impl SqliteStore {
+    /// [`crate::Store::scan_records`]: one statement per stretch; a stretch ends when the
+    /// receiver is full, and the connection goes back to the pool while it drains.
+    pub(super) async fn scan_(&self, q: &Query, scan: Scan, out: tokio::sync::mpsc::Sender<Vec<ExportRecord>>) -> Result<()> {
+        let mut resume: Option<Cursor> = None;
+        loop {
+            let (q, tx) = (q.clone(), out.clone());
+            let stretch = self.read(move |c| self::scan(c, &q, scan, resume, &tx)).await?;
+            match stretch {
+                Stretch::Done => return Ok(()),
+                Stretch::Full { pending, resume: next } => {
+                    if out.send(pending).await.is_err() {
+                        return Ok(());
+                    }
+                    match next {
+                        Some(cur) => resume = Some(cur),
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
 }
