@@ -31,7 +31,7 @@ pub struct FeederOptions {
 
 impl Default for FeederOptions {
     fn default() -> Self {
-        FeederOptions { poll: Duration::from_millis(10), page: 2000, lease_ttl: Duration::from_secs(10) }
+        FeederOptions { poll: Duration::from_millis(10), page: 1000, lease_ttl: Duration::from_secs(10) }
     }
 }
 

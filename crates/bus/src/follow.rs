@@ -77,7 +77,34 @@ impl Follow {
         Ok(())
     }
 
-    /// The next event in log order; `Ok(None)` when the bus closed.
+    /// The next item already at hand (from the replayed page or the live queue), without
+    /// waiting or reading the store; `None`: ask [`Follow::next`]. A stream drains these after
+    /// each `next` to send what is queued in one write.
+    pub fn try_next(&mut self) -> Option<FollowItem> {
+        loop {
+            if self.replaying {
+                let ev = self.replay.pop_front()?;
+                self.after = ev.seq();
+                return Some(FollowItem::Event(ev));
+            }
+            match self.sub.as_mut()?.try_recv()? {
+                Delivery::Event(ev) => {
+                    if ev.seq() <= self.after {
+                        continue;
+                    }
+                    self.after = ev.seq();
+                    return Some(FollowItem::Event(ev));
+                }
+                Delivery::Lagged { .. } => {
+                    self.sub = None;
+                    return Some(FollowItem::Lagged { resume_after: self.after });
+                }
+            }
+        }
+    }
+
+    /// The next event in log order; `Ok(None)` when the bus closed. Cancel-safe: dropped
+    /// before it is ready, nothing is lost.
     pub async fn next(&mut self) -> apiary_store::Result<Option<FollowItem>> {
         loop {
             if self.sub.is_none() {

@@ -26,20 +26,62 @@ pub use nats::{NatsBus, NatsOptions};
 
 use apiary_core::format_time;
 use async_trait::async_trait;
+use std::any::Any;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// One committed sighting on the bus, with its native JSON made once for every subscriber.
+/// One committed sighting on the bus, with its native JSON and its wire forms made once for
+/// every subscriber: with 1,000 streams, encoding per stream would cost more than the rest.
 #[derive(Debug)]
 pub struct Event {
     pub sighting: LoggedSighting,
     json: OnceLock<String>,
+    wire: [OnceLock<Wire>; WIRE_FORMS],
+}
+
+/// How many wire forms an event can keep (the streams number theirs: SSE frame, websocket
+/// text, ActionCable frame).
+pub const WIRE_FORMS: usize = 4;
+
+/// One encoded form and the key it was made under (the stream's enrichment tables, say).
+struct Wire {
+    key: Arc<dyn Any + Send + Sync>,
+    value: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wire")
+    }
 }
 
 impl Event {
     pub fn new(sighting: LoggedSighting) -> Event {
-        Event { sighting, json: OnceLock::new() }
+        Event { sighting, json: OnceLock::new(), wire: Default::default() }
+    }
+
+    /// Wire form number `form`: made by `make` for the first subscriber that asks, shared (a
+    /// cheap clone: `Bytes`, an `Arc`) by the others. `key` is what the bytes depend on besides
+    /// the event (the enrichment tables in use): asked with another key (the tables were
+    /// reloaded meanwhile), the form is made afresh and not kept.
+    pub fn wire<K, V>(&self, form: usize, key: &Arc<K>, make: impl FnOnce() -> V) -> V
+    where
+        K: Any + Send + Sync,
+        V: Any + Clone + Send + Sync,
+    {
+        let Some(slot) = self.wire.get(form) else { return make() };
+        if let Some(w) = slot.get() {
+            let same_key = std::ptr::eq(Arc::as_ptr(&w.key) as *const u8, Arc::as_ptr(key) as *const u8);
+            return match w.value.downcast_ref::<V>() {
+                Some(v) if same_key => v.clone(),
+                _ => make(),
+            };
+        }
+        // Two subscribers racing both make it; one is kept, both are right.
+        let v = make();
+        let _ = slot.set(Wire { key: key.clone(), value: Box::new(v.clone()) });
+        v
     }
 
     /// The position in the sightings log.
@@ -49,7 +91,7 @@ impl Event {
 
     /// The sighting as a native JSON object (docs/firehose.md, "event fields").
     pub fn json(&self) -> &str {
-        self.json.get_or_init(|| native_json(&self.sighting).to_string())
+        self.json.get_or_init(|| native_json_text(&self.sighting))
     }
 }
 
@@ -75,6 +117,44 @@ pub fn native_json(s: &LoggedSighting) -> serde_json::Value {
         "reserved": s.reserved,
         "sensor": s.sensor,
     })
+}
+
+/// [`native_json`] as text, written field by field: the same bytes (serde_json writes an
+/// object's keys sorted), without building the map, which cost more than the rest of a
+/// stream's work per event.
+fn native_json_text(s: &LoggedSighting) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(512);
+    let mut sep = b'{';
+    macro_rules! field {
+        ($key:literal, $value:expr) => {
+            out.push(sep);
+            sep = b',';
+            out.extend_from_slice(concat!("\"", $key, "\":").as_bytes());
+            // Writing plain values to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, &$value);
+        };
+    }
+    field!("claimed_confidence", s.claimed_confidence);
+    field!("count", s.count);
+    field!("description", s.description);
+    field!("feed", s.feed);
+    field!("firsttime", format_time(s.observed_at));
+    field!("id", s.record_id);
+    field!("indicator", s.indicator);
+    field!("itype", s.itype);
+    field!("lasttime", format_time(s.observed_until.unwrap_or(s.observed_at)));
+    field!("portlist", s.portlist);
+    field!("protocol", s.protocol);
+    field!("provider", s.feed);
+    field!("reporttime", format_time(s.received_at));
+    field!("reserved", s.reserved);
+    field!("sensor", s.sensor);
+    field!("seq", s.seq);
+    field!("tags", s.tags);
+    field!("tlp", s.tlp);
+    let _ = sep;
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,12 +261,75 @@ impl Subscription {
         Subscription { rx, lag }
     }
 
+    /// An event or lag notice already queued, without waiting; `None` when nothing is (or the
+    /// bus closed: [`Subscription::recv`] says which).
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        match self.rx.try_recv() {
+            Ok(ev) => Some(Delivery::Event(ev)),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => self.lag.get().map(|resume_after| Delivery::Lagged { resume_after }),
+        }
+    }
+
     /// The next event, a lag notice (then the subscription is over), or `None` when the bus
     /// closed.
     pub async fn recv(&mut self) -> Option<Delivery> {
         match self.rx.recv().await {
             Some(ev) => Some(Delivery::Event(ev)),
             None => self.lag.get().map(|resume_after| Delivery::Lagged { resume_after }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apiary_core::IType;
+    use apiary_store::Tlp;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_written_json_is_the_maps_text() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 12, 3, 16, 11, 7).unwrap();
+        let plain = LoggedSighting {
+            seq: 4711,
+            feed_id: 3,
+            feed: "alice/pots".into(),
+            record_id: 812,
+            itype: IType::Ipv4,
+            indicator: "203.0.113.7".into(),
+            reserved: None,
+            observed_at: t,
+            observed_until: None,
+            received_at: t + chrono::Duration::microseconds(1_120_345),
+            tags: vec![],
+            portlist: vec![],
+            protocol: None,
+            description: None,
+            tlp: Tlp::Green,
+            claimed_confidence: None,
+            sensor: None,
+            count: 1,
+        };
+        let full = LoggedSighting {
+            itype: IType::Url,
+            indicator: "http://x.example/\"a\"\\b\u{1}é".into(),
+            reserved: Some("documentation".into()),
+            observed_until: Some(t + chrono::Duration::seconds(5)),
+            tags: vec!["scanner".into(), "line\nbreak".into()],
+            portlist: vec![22, 2222],
+            protocol: Some("tcp".into()),
+            description: Some("tab\there ✓".into()),
+            tlp: Tlp::Amber,
+            claimed_confidence: Some(7.5),
+            sensor: Some("s1".into()),
+            count: 3,
+            ..plain.clone()
+        };
+        let odd = LoggedSighting { claimed_confidence: Some(f64::NAN), ..plain.clone() };
+        for s in [plain, full, odd] {
+            assert_eq!(native_json_text(&s), native_json(&s).to_string());
+            assert_eq!(Event::new(s.clone()).json(), native_json(&s).to_string());
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The in-process bus: one registry of subscribers, indexed by feed, each with a bounded queue.
 //!
-//! Publishing takes a short lock and `try_send`s each event to the firehose subscribers and to
-//! the subscribers of its feed only (a subscriber of one feed costs nothing for the others).
-//! A full queue drops that subscriber at once with a [`Delivery::Lagged`](crate::Delivery)
-//! mark; nobody else waits.
+//! Publishing `try_send`s each event to the firehose subscribers and to the subscribers of its
+//! feed only (a subscriber of one feed costs nothing for the others). A full queue drops that
+//! subscriber at once with a [`Delivery::Lagged`](crate::Delivery) mark; nobody else waits.
+//!
+//! The registry is copy-on-write: a publish takes a snapshot (one `Arc` clone under a lock held
+//! for nothing else) and fans out without any lock, so subscribers coming and going never
+//! hold up ingestion, and a long fan-out never holds up a subscribe.
 
 use crate::{Bus, BusError, Event, LagMark, SubscribeOptions, Subscription};
 use async_trait::async_trait;
@@ -18,22 +21,60 @@ struct Subscriber {
     gone: AtomicBool,
 }
 
-#[derive(Default)]
+impl Subscriber {
+    fn gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+}
+
+#[derive(Default, Clone)]
 struct Registry {
     all: Vec<Arc<Subscriber>>,
     by_feed: HashMap<i64, Vec<Arc<Subscriber>>>,
     count: usize,
 }
 
+impl Registry {
+    /// The registry without the subscribers that lagged or went away.
+    fn pruned(&self) -> Registry {
+        let all: Vec<_> = self.all.iter().filter(|s| !s.gone()).cloned().collect();
+        let mut by_feed = HashMap::with_capacity(self.by_feed.len());
+        let mut seen = std::collections::HashSet::new();
+        for (feed, subs) in &self.by_feed {
+            let subs: Vec<_> = subs.iter().filter(|s| !s.gone()).cloned().collect();
+            for s in &subs {
+                seen.insert(Arc::as_ptr(s));
+            }
+            if !subs.is_empty() {
+                by_feed.insert(*feed, subs);
+            }
+        }
+        let count = all.len() + seen.len();
+        Registry { all, by_feed, count }
+    }
+}
+
 /// The in-process [`Bus`].
 #[derive(Default)]
 pub struct MemoryBus {
-    registry: Mutex<Registry>,
+    registry: Mutex<Arc<Registry>>,
 }
 
 impl MemoryBus {
     pub fn new() -> MemoryBus {
         MemoryBus::default()
+    }
+
+    fn snapshot(&self) -> Arc<Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Change the registry: copy, edit, swap (subscribes and prunes are rare next to publishes).
+    fn update(&self, edit: impl FnOnce(&mut Registry)) {
+        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = reg.pruned();
+        edit(&mut next);
+        *reg = Arc::new(next);
     }
 }
 
@@ -59,7 +100,7 @@ fn offer(sub: &Subscriber, ev: &Arc<Event>) -> bool {
 #[async_trait]
 impl Bus for MemoryBus {
     async fn publish(&self, events: Vec<Arc<Event>>) -> Result<(), BusError> {
-        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self.snapshot();
         let mut dropped = false;
         for ev in &events {
             for sub in &reg.all {
@@ -73,21 +114,7 @@ impl Bus for MemoryBus {
         }
         if dropped {
             // Dropping the last reference closes the queue: the subscriber sees its lag mark.
-            reg.all.retain(|s| !s.gone.load(Ordering::Relaxed));
-            reg.by_feed.retain(|_, subs| {
-                subs.retain(|s| !s.gone.load(Ordering::Relaxed));
-                !subs.is_empty()
-            });
-            let mut n = reg.all.len();
-            let mut seen = std::collections::HashSet::new();
-            for subs in reg.by_feed.values() {
-                for s in subs {
-                    if seen.insert(Arc::as_ptr(s)) {
-                        n += 1;
-                    }
-                }
-            }
-            reg.count = n;
+            self.update(|_| {});
         }
         Ok(())
     }
@@ -96,21 +123,22 @@ impl Bus for MemoryBus {
         let (tx, rx) = mpsc::channel(options.buffer.max(1));
         let lag = LagMark::new();
         let sub = Arc::new(Subscriber { tx, lag: lag.clone(), gone: AtomicBool::new(false) });
-        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        match options.feeds {
-            None => reg.all.push(sub),
-            Some(feeds) => {
-                for f in feeds {
-                    reg.by_feed.entry(f).or_default().push(sub.clone());
+        self.update(|reg| {
+            match options.feeds {
+                None => reg.all.push(sub),
+                Some(feeds) => {
+                    for f in feeds {
+                        reg.by_feed.entry(f).or_default().push(sub.clone());
+                    }
                 }
             }
-        }
-        reg.count += 1;
+            reg.count += 1;
+        });
         Ok(Subscription::new(rx, lag))
     }
 
     fn subscribers(&self) -> usize {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner()).count
+        self.snapshot().count
     }
 }
 

@@ -111,3 +111,49 @@ async fn a_lagging_follower_catches_up_from_the_log() {
     assert_eq!(seqs, (2..=2001).collect::<Vec<i64>>(), "nothing lost, nothing repeated");
     feeder.shutdown().await;
 }
+
+/// `next`, then everything `try_next` has at hand (what a stream writes in one go).
+async fn take_batched(follow: &mut Follow, n: usize, lags: &mut usize, batches: &mut usize) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while seqs.len() < n {
+            let mut item = follow.next().await.unwrap();
+            *batches += 1;
+            while let Some(it) = item {
+                match it {
+                    FollowItem::Event(e) => seqs.push(e.seq()),
+                    FollowItem::Lagged { .. } => *lags += 1,
+                }
+                item = follow.try_next();
+            }
+        }
+    })
+    .await
+    .expect("events arrive");
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_what_is_queued_keeps_order_through_replay_live_and_lag() {
+    let (_dir, store, feed, user) = setup().await;
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    append(&store, feed, user, 0, 300).await;
+    let feeder = LogFeeder::start(store.clone(), bus.clone(), FeederOptions::default()).await.unwrap();
+    // A small buffer: the live part may lag and be caught up from the log in between.
+    let mut follow = Follow::start(store.clone(), bus.clone(), None, Some(0), 8).await.unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                append(&store, feed, user, 1000 + i * 50, 50).await;
+            }
+        })
+    };
+    let (mut lags, mut batches) = (0, 0);
+    let seqs = take_batched(&mut follow, 1300, &mut lags, &mut batches).await;
+    writer.await.unwrap();
+    assert_eq!(seqs, (1..=1300).collect::<Vec<i64>>(), "every entry once, in log order");
+    assert!(batches < 1300, "queued events were taken without waiting ({batches} waits)");
+    assert!(follow.try_next().is_none(), "nothing more at hand");
+    feeder.shutdown().await;
+}

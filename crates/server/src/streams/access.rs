@@ -49,6 +49,18 @@ impl Access {
         Ok(true)
     }
 
+    /// Whether an event of `feed_id` may be sent, from what is known now; `None`: a feed not
+    /// seen before, ask [`Access::allows`] (which may read the store).
+    pub fn check(&self, feed_id: i64) -> Option<bool> {
+        if self.readable.contains_key(&feed_id) {
+            Some(true)
+        } else if self.refused.contains(&feed_id) || self.read_at.elapsed().as_secs() < 1 {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Whether an event of `feed_id` may be sent. A feed not seen before (created since the
     /// last read) triggers a fresh read, at most once a second; one found unreadable is not read
     /// again until the periodic refresh.

@@ -12,11 +12,13 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::filter::{FilterParams, StreamFilter};
 use super::native::{request_token, Out, Session};
+use super::wire;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::AppState;
@@ -78,18 +80,13 @@ async fn run(mut socket: WebSocket, state: AppState, caller: Caller, token: Opti
             }
         };
         let msg = tokio::select! {
-            out = next_event => match out {
-                Out::Event(ev) => {
-                    let ident = &subscribed.as_ref().expect("subscribed").0;
-                    let message = crate::enrich::event_json(&state.config.asn.get(), &ev);
-                    Message::Text(format!("{{\"identifier\":{ident},\"message\":{message}}}").into())
+            out = next_event => {
+                let Some((ident, session)) = subscribed.as_mut() else { break };
+                match send_batch(&mut socket, &state, ident, session, out).await {
+                    Ok(true) => continue,
+                    Ok(false) | Err(_) => break,
                 }
-                Out::Lagged(_) => continue,
-                Out::End(why) => {
-                    tracing::info!("firehose: closing a subscription: {why}");
-                    break;
-                }
-            },
+            }
             _ = ping.tick() => text(json!({"type": "ping", "message": chrono::Utc::now().timestamp()})),
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) => match subscribe_identifier(t.as_str()) {
@@ -117,6 +114,35 @@ async fn run(mut socket: WebSocket, state: AppState, caller: Caller, token: Opti
             break;
         }
     }
+}
+
+/// Frame `first` and everything already queued after it, then flush once. `Ok(false)`: the
+/// stream ended.
+async fn send_batch(socket: &mut WebSocket, state: &AppState, ident: &str, session: &mut Session, first: Out) -> Result<bool, axum::Error> {
+    let tables = state.config.asn.get();
+    let mut bytes = 0;
+    let mut next = Some(first);
+    while let Some(out) = next.take() {
+        match out {
+            Out::Event(ev) => {
+                let frame = wire::cable_message(&tables, &ev, ident);
+                bytes += frame.len();
+                socket.feed(Message::Text(frame)).await?;
+            }
+            // The protocol has no lag notice: the follow catches up from the log by itself.
+            Out::Lagged(_) => {}
+            Out::End(why) => {
+                tracing::info!("firehose: closing a subscription: {why}");
+                socket.flush().await?;
+                return Ok(false);
+            }
+        }
+        if bytes < wire::BATCH_BYTES {
+            next = session.try_next();
+        }
+    }
+    socket.flush().await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod firehose;
 pub mod native;
 pub mod webhooks;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +54,7 @@ impl std::fmt::Debug for SharedBus {
 impl Default for StreamOptions {
     fn default() -> Self {
         StreamOptions {
-            buffer: 1024,
+            buffer: 4096,
             heartbeat: Duration::from_secs(15),
             ping: Duration::from_secs(3),
             access_refresh: Duration::from_secs(10),

@@ -4,25 +4,32 @@
 //!
 //! SSE frames: `id: <seq>`, `event: sighting`, `data: <native JSON>`; after a lag,
 //! `event: lagged` with `{"resume_after": seq}` (the stream then catches up from the log by
-//! itself); a comment line every `heartbeat`.
+//! itself); a comment line after `heartbeat` without events.
+//!
+//! Delivery is batched: a stream waits for its next event, then takes everything already
+//! queued for it into one write (one HTTP body chunk, one websocket flush), each event's bytes
+//! made once for all streams ([`super::wire`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_bus::{Event, Follow, FollowItem};
+use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use serde_json::json;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::access::{subscribed_feeds, Access};
 use super::filter::{FilterParams, StreamFilter};
+use super::wire;
 use crate::auth::{token_from_header, Caller};
 use crate::error::ApiError;
 use crate::AppState;
@@ -42,6 +49,8 @@ pub struct Session {
     access: Access,
     pub filter: StreamFilter,
     follow: Follow,
+    /// Taken from the follow, waiting for an access check that reads the store.
+    pending: Option<Arc<Event>>,
     refresh: Interval,
     closing: tokio::sync::watch::Receiver<bool>,
 }
@@ -76,28 +85,36 @@ impl Session {
         let mut refresh = interval_at(Instant::now() + every, every);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let closing = state.streams.closing();
-        Ok(Session { state: state.clone(), access, filter, follow, refresh, closing })
+        Ok(Session { state: state.clone(), access, filter, follow, pending: None, refresh, closing })
     }
 
     pub fn cursor(&self) -> i64 {
         self.follow.cursor()
     }
 
-    /// The next event the caller may read and asked for.
+    /// The next event the caller may read and asked for. Cancel-safe: an event taken from the
+    /// follow is kept until it is returned.
     pub async fn next(&mut self) -> Out {
         loop {
             if *self.closing.borrow() {
                 return Out::End("the hub is shutting down".into());
             }
+            if let Some(ev) = &self.pending {
+                let allowed = self.access.allows(&self.state, ev.sighting.feed_id).await;
+                let ev = self.pending.take().expect("pending checked above");
+                if allowed && self.filter.matches(&ev.sighting) {
+                    return Out::Event(ev);
+                }
+                continue;
+            }
             tokio::select! {
                 _ = self.closing.changed() => continue,
                 item = self.follow.next() => match item {
-                    Ok(Some(FollowItem::Event(ev))) => {
-                        if self.access.allows(&self.state, ev.sighting.feed_id).await && self.filter.matches(&ev.sighting) {
-                            return Out::Event(ev);
+                    Ok(Some(item)) => {
+                        if let Some(out) = self.take(item) {
+                            return out;
                         }
                     }
-                    Ok(Some(FollowItem::Lagged { resume_after })) => return Out::Lagged(resume_after),
                     Ok(None) => return Out::End("the hub is shutting down".into()),
                     Err(e) => return Out::End(format!("cannot read the sightings log: {e}")),
                 },
@@ -117,6 +134,39 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// The next event already queued for this stream, without waiting; `None`: ask
+    /// [`Session::next`]. What a stream drains after `next` to write a batch at once.
+    pub fn try_next(&mut self) -> Option<Out> {
+        if self.pending.is_some() || *self.closing.borrow() {
+            return None;
+        }
+        loop {
+            let item = self.follow.try_next()?;
+            if let Some(out) = self.take(item) {
+                return Some(out);
+            }
+            if self.pending.is_some() {
+                return None;
+            }
+        }
+    }
+
+    /// What an item from the follow becomes: sent, skipped (`None`), or kept pending when its
+    /// feed is new to this stream's access (the check may read the store).
+    fn take(&mut self, item: FollowItem) -> Option<Out> {
+        match item {
+            FollowItem::Event(ev) => match self.access.check(ev.sighting.feed_id) {
+                Some(true) => self.filter.matches(&ev.sighting).then_some(Out::Event(ev)),
+                Some(false) => None,
+                None => {
+                    self.pending = Some(ev);
+                    None
+                }
+            },
+            FollowItem::Lagged { resume_after } => Some(Out::Lagged(resume_after)),
         }
     }
 }
@@ -159,13 +209,51 @@ fn cursor(headers: &HeaderMap, after: Option<&str>) -> Result<Option<i64>, ApiEr
     }
 }
 
-fn sse_event(ev: &Event, state: &AppState) -> SseEvent {
-    let data = crate::enrich::event_json(&state.config.asn.get(), ev);
-    SseEvent::default().id(ev.seq().to_string()).event("sighting").data(data)
+fn lagged_json(resume_after: i64) -> serde_json::Value {
+    json!({"resume_after": resume_after})
 }
 
-fn lagged_json(resume_after: i64) -> String {
-    serde_json::json!({"resume_after": resume_after}).to_string()
+/// The SSE body: wait for the next event (or the heartbeat), then take everything already
+/// queued into the same chunk.
+struct SseBody {
+    session: Session,
+    asn: Arc<crate::enrich::AsnDb>,
+    heartbeat: Duration,
+    opening: Option<Bytes>,
+    ended: bool,
+}
+
+impl SseBody {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(opening) = self.opening.take() {
+            return Some(opening);
+        }
+        if self.ended {
+            return None;
+        }
+        let first = match tokio::time::timeout(self.heartbeat, self.session.next()).await {
+            Ok(out) => out,
+            Err(_) => return Some(Bytes::from_static(b": heartbeat\n\n")),
+        };
+        let tables = self.asn.get();
+        let mut chunk = BytesMut::new();
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            match out {
+                Out::Event(ev) => chunk.extend_from_slice(&wire::sse_frame(&tables, &ev)),
+                Out::Lagged(after) => chunk.extend_from_slice(&wire::sse_other("lagged", &lagged_json(after))),
+                Out::End(why) => {
+                    chunk.extend_from_slice(&wire::sse_other("end", &json!({"reason": why})));
+                    self.ended = true;
+                    break;
+                }
+            }
+            if chunk.len() < wire::BATCH_BYTES {
+                next = self.session.try_next();
+            }
+        }
+        Some(chunk.freeze())
+    }
 }
 
 /// `GET /api/v1/stream`
@@ -177,36 +265,24 @@ pub async fn sse(
 ) -> Result<Response, ApiError> {
     let filter = StreamFilter::parse(&params.filter, &state)?;
     let from = cursor(&headers, params.after.as_deref())?;
-    let mut session = Session::open(&state, caller, request_token(&headers), filter, from).await?;
-    let (tx, mut rx) = mpsc::channel::<SseEvent>(64);
+    let session = Session::open(&state, caller, request_token(&headers), filter, from).await?;
     let mut opening = format!("apiary stream from seq {}", session.cursor());
     if let Some(t) = &session.filter.tier {
         opening.push_str(&format!("; tier `{t}` not applied: the hub does not score yet"));
     }
-    let _ = tx.try_send(SseEvent::default().comment(opening));
-    let task_state = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let out = tokio::select! {
-                out = session.next() => out,
-                _ = tx.closed() => break,
-            };
-            let frame = match out {
-                Out::Event(ev) => sse_event(&ev, &task_state),
-                Out::Lagged(after) => SseEvent::default().event("lagged").data(lagged_json(after)),
-                Out::End(why) => {
-                    let _ = tx.send(SseEvent::default().event("end").data(serde_json::json!({"reason": why}).to_string())).await;
-                    break;
-                }
-            };
-            if tx.send(frame).await.is_err() {
-                break;
-            }
-        }
+    let body = SseBody {
+        session,
+        asn: state.config.asn.clone(),
+        heartbeat: state.streams.options.heartbeat,
+        opening: Some(wire::sse_comment(&opening)),
+        ended: false,
+    };
+    // Polled by the connection itself: no task or queue between the bus and the socket, and a
+    // client that stops reading stops the polling (its bus queue then fills and it lags alone).
+    let chunks = futures_util::stream::unfold(body, |mut body| async move {
+        body.next_chunk().await.map(|chunk| (Ok::<_, Infallible>(chunk), body))
     });
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, Infallible>)));
-    let keep = KeepAlive::new().interval(state.streams.options.heartbeat).text("heartbeat");
-    Ok(Sse::new(stream).keep_alive(keep).into_response())
+    Ok(([(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")], Body::from_stream(chunks)).into_response())
 }
 
 /// `GET /api/v1/stream/ws`: the native stream as websocket text frames (each a sighting's
@@ -229,22 +305,41 @@ pub async fn ws(
 async fn ws_loop(mut socket: WebSocket, mut session: Session, heartbeat: Duration, asn: Arc<crate::enrich::AsnDb>) {
     let mut beat = interval_at(Instant::now() + heartbeat, heartbeat);
     loop {
-        let msg = tokio::select! {
-            out = session.next() => match out {
-                Out::Event(ev) => Message::Text(crate::enrich::event_json(&asn.get(), &ev).into_owned().into()),
-                Out::Lagged(after) => Message::Text(serde_json::json!({"type": "lagged", "resume_after": after}).to_string().into()),
-                Out::End(why) => {
-                    let _ = socket.send(Message::Text(serde_json::json!({"type": "end", "reason": why}).to_string().into())).await;
+        let first = tokio::select! {
+            out = session.next() => out,
+            _ = beat.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }
-            },
-            _ = beat.tick() => Message::Ping(Vec::new().into()),
+                continue;
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,
             },
         };
-        if socket.send(msg).await.is_err() {
+        // This event and everything already queued, framed, then one flush.
+        let tables = asn.get();
+        let (mut bytes, mut ended) = (0, false);
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let text = match out {
+                Out::Event(ev) => wire::ws_text(&tables, &ev),
+                Out::Lagged(after) => json!({"type": "lagged", "resume_after": after}).to_string().into(),
+                Out::End(why) => {
+                    ended = true;
+                    json!({"type": "end", "reason": why}).to_string().into()
+                }
+            };
+            bytes += text.len();
+            if socket.feed(Message::Text(text)).await.is_err() {
+                return;
+            }
+            if !ended && bytes < wire::BATCH_BYTES {
+                next = session.try_next();
+            }
+        }
+        if socket.flush().await.is_err() || ended {
             break;
         }
     }
