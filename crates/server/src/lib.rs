@@ -126,6 +126,8 @@ pub struct AppState {
     pub streams: Arc<streams::Streams>,
     /// Sign-ups taken, per address and hub-wide.
     pub signups: Arc<api::signup::SignupLimiter>,
+    /// Values retracted by their feeds' owners: never streamed for that feed again.
+    pub retractions: Arc<streams::filter::Retractions>,
 }
 
 impl AppState {
@@ -139,6 +141,7 @@ impl AppState {
         let limiter = limits::RateLimiter::new(config.token_rate, config.anonymous_rate);
         AppState {
             signups: Arc::new(api::signup::SignupLimiter::new(&config.signup)),
+            retractions: streams::filter::Retractions::new(store.clone()),
             streams,
             store,
             limiter: Arc::new(limiter),
@@ -209,6 +212,8 @@ pub async fn serve(
     let trust = trust::start(store.clone(), config.trust.clone());
     let compare = compare::start(store.clone(), config.compare.clone());
     let state = AppState::with_streams(config, store, streams.clone());
+    // Retracted values must not stream, also right after a restart.
+    state.retractions.refresh().await.map_err(|e| anyhow::anyhow!("cannot read the retractions: {e}"))?;
     streams.start(&state).await.map_err(|e| anyhow::anyhow!("cannot start the firehose: {e}"))?;
     // Open streams end at the signal, so that they do not hold up the graceful shutdown.
     let shutdown = {

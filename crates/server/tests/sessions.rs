@@ -39,6 +39,30 @@ fn records(path: &std::path::Path) -> Vec<Value> {
     out
 }
 
+/// The attacker sightings of a log as `apiary import cowrie --hub` publishes them (depth tags,
+/// sensor, session times), read by the product's reader.
+fn attacker_items(path: &std::path::Path) -> Vec<Value> {
+    use apiary_ingest::cowrie::derive::{reports, DeriveOptions};
+    let mut asm = Assembler::new(ReadOptions::default());
+    let mut sessions = Vec::new();
+    asm.read_path(path, &mut |_| {}, &mut |s| sessions.push(s))
+        .unwrap();
+    asm.finish(&mut |s| sessions.push(s));
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    sessions
+        .iter()
+        .flat_map(|s| reports(s, &DeriveOptions::default()).reports)
+        .filter(|r| r.indicator.itype.is_address())
+        .map(|r| {
+            json!({
+                "indicator": r.indicator.value, "tags": r.tags, "sensor": r.sensor,
+                "firsttime": r.observed_at.map(fmt), "lasttime": r.observed_until.map(fmt),
+                "idempotency_key": r.idempotency_key,
+            })
+        })
+        .collect()
+}
+
 /// The second reading: straight from the raw JSON lines, no product code. Per file: the sensor
 /// names, and per attacker address the distinct session ids and the earliest timestamp.
 struct Raw {
@@ -161,6 +185,17 @@ async fn four_real_logs_in_four_feeds_share_the_attackers_two_sensors_saw() {
             (200, Some(0), Some(recs.len() as u64)),
             "{body}"
         );
+        // And the attacker sightings, as the import sends them with the sessions.
+        for chunk in attacker_items(path).chunks(500) {
+            let (st, body) = post(
+                &hub,
+                &format!("/api/v1/feeds/{owner}/pot/indicators"),
+                Some(&token),
+                &json!(chunk),
+            )
+            .await;
+            assert_eq!(st, 201, "{body}");
+        }
         tokens.push(token);
         raws.push(r);
     }
@@ -265,6 +300,38 @@ async fn four_real_logs_in_four_feeds_share_the_attackers_two_sensors_saw() {
         files.len(),
         "{admin}"
     );
+
+    // The indicator's explanation, as an admin sees it, names the feeds that saw it, each with
+    // its sensor and declared network; anyone else sees counts.
+    let mut job = apiary_server::trust::Job::new(apiary_server::trust::TrustOptions::default());
+    job.step(&hub.store).await.unwrap();
+    let (st, score) = get(&hub, &format!("/api/v1/scores/{ip}"), Some(&hub.admin)).await;
+    assert_eq!(st, 200, "{score}");
+    let seen: BTreeSet<(String, String, String)> = score["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["term"] == "group")
+        .flat_map(|t| t["sources"].as_array().unwrap().clone())
+        .map(|s| (s["feed"].as_str().unwrap().to_owned(), s["sensors"].to_string(), s["networks"].to_string()))
+        .collect();
+    let want: BTreeSet<(String, String, String)> = files
+        .iter()
+        .map(|&i| {
+            (
+                format!("{}/pot", owners[i]),
+                json!([raws[i].sensors.iter().next().unwrap()]).to_string(),
+                json!([format!("AS{}", 64500 + i)]).to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want, "{score}");
+    let (st, public) = get(&hub, &format!("/api/v1/scores/{ip}"), None).await;
+    assert_eq!(st, 200, "{public}");
+    for i in 0..owners.len() {
+        let name = raws[i].sensors.iter().next().unwrap();
+        assert!(!public.to_string().contains(name.as_str()), "no sensor names for the public: {public}");
+    }
 
     // Campaigns have stable ids: listing twice gives the same, and each resolves.
     let (_, c1) = get(&hub, "/api/v1/campaigns?limit=1000", None).await;

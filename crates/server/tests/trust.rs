@@ -6,7 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use apiary_server::trust::{self, TrustOptions};
-use apiary_store::Visibility;
+use apiary_core::IType;
+use apiary_store::{FeedbackKind, NewFeedback, Visibility};
 use common::{error_code, json, Hub};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -249,4 +250,80 @@ async fn tiers_and_feedback_are_checked() {
     assert_eq!(status, 404);
     let (_, sources) = json(hub.req(Method::GET, "/api/v1/sources", Some(&bob)).send().await.unwrap()).await;
     assert!(!sources.to_string().contains("carol/secret"), "{sources}");
+}
+
+/// A reader of the native SSE stream: (feed, indicator) of each sighting.
+struct Sightings {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sightings {
+    async fn open(hub: &Hub, path: &str) -> Sightings {
+        let resp = hub.req(Method::GET, path, Some(&hub.admin)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        Sightings { resp, buf: String::new() }
+    }
+
+    /// Every sighting up to and including the first of `last`.
+    async fn until(&mut self, last: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(data.trim()) else { continue };
+                let (Some(feed), Some(ind)) = (v["feed"].as_str(), v["indicator"].as_str()) else { continue };
+                out.push((feed.to_string(), ind.to_string()));
+                if ind == last {
+                    return out;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.resp.chunk()).await.unwrap_or_else(|_| panic!("no {last} in the stream; got {out:?}"));
+            self.buf.push_str(std::str::from_utf8(&chunk.unwrap().expect("stream open")).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retracted_value_leaves_the_streams_for_its_feed() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    let bob = hub.user("bob", "read,write").await;
+    hub.feed("alice", "pots", Visibility::Public).await;
+    hub.feed("bob", "pots", Visibility::Public).await;
+    let v = "193.32.162.20";
+    let pair = |feed: &str, value: &str| (feed.to_string(), value.to_string());
+    let mut live = Sightings::open(&hub, "/api/v1/stream").await;
+    publish(&hub, &alice, "alice/pots", json!([v, "193.32.162.21"])).await;
+    assert_eq!(live.until("193.32.162.21").await, [pair("alice/pots", v), pair("alice/pots", "193.32.162.21")]);
+    // The owner retracts it: alice's new sightings of it no longer stream; bob's still do.
+    let body = json!({"value": v, "reason": "our own scanner"});
+    let (status, r) = json(hub.req(Method::POST, "/api/v1/feeds/alice/pots/retractions", Some(&alice)).json(&body).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{r}");
+    publish(&hub, &alice, "alice/pots", json!([v, "193.32.162.22"])).await;
+    publish(&hub, &bob, "bob/pots", json!([v])).await;
+    publish(&hub, &alice, "alice/pots", json!(["193.32.162.23"])).await;
+    assert_eq!(
+        live.until("193.32.162.23").await,
+        [pair("alice/pots", "193.32.162.22"), pair("bob/pots", v), pair("alice/pots", "193.32.162.23")]
+    );
+    // A replay of the log leaves it out of alice's feed too (the feed no longer lists it).
+    let mut replay = Sightings::open(&hub, "/api/v1/stream?after=0").await;
+    let all = replay.until("193.32.162.23").await;
+    assert!(!all.contains(&pair("alice/pots", v)), "{all:?}");
+    assert!(all.contains(&pair("bob/pots", v)), "{all:?}");
+    // A retraction recorded elsewhere (another node of the hub, `apiary retract --data`) takes
+    // effect within a second.
+    let feed = hub.store.get_feed("bob", "pots").await.unwrap().unwrap();
+    let user = hub.store.get_user("bob").await.unwrap().unwrap();
+    hub.store
+        .add_feedback(NewFeedback { kind: FeedbackKind::Retraction, indicator: v.into(), itype: IType::Ipv4, feed_id: Some(feed.id), user_id: user.id, reason: "ours too".into() })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    publish(&hub, &bob, "bob/pots", json!([v, "193.32.162.24"])).await;
+    assert_eq!(live.until("193.32.162.24").await, [pair("bob/pots", "193.32.162.24")]);
 }

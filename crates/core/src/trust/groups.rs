@@ -203,8 +203,12 @@ pub fn compute(sources: &[SourceMeta], co: &CoReports, params: &GroupParams) -> 
     let mut by_prefix: Vec<(u32, SourceId)> = Vec::new();
     for s in sources {
         for &(asn, p24) in &s.networks {
-            by_asn.push((asn, s.id));
-            by_prefix.push((p24 & 0xffff_ff00, s.id));
+            if asn != 0 {
+                by_asn.push((asn, s.id));
+            }
+            if p24 & 0xffff_ff00 != 0 {
+                by_prefix.push((p24 & 0xffff_ff00, s.id));
+            }
         }
     }
     for (list, is_asn) in [(&mut by_asn, true), (&mut by_prefix, false)] {

@@ -93,12 +93,14 @@ impl Depth {
     }
 }
 
-/// One source's sighting of one indicator from one vantage point (a sensor's declared network;
-/// a plain feed has one vantage point, its own).
+/// One source's sighting of one indicator from one vantage point: a declared network of its
+/// sensors (sensors of one source in one network are one vantage point; a feed without declared
+/// networks has one, its own). Evidence adds up per vantage point, inside the group's cap.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sighting {
     pub source: SourceId,
-    /// The sensor's declared network (ASN), kept for network counts and correlation.
+    /// The vantage point: an id of the sensor's declared network, chosen by the caller (the
+    /// simulator uses the ASN; the hub interns network names). Distinct per source, not global.
     pub network: u32,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -117,7 +119,9 @@ pub struct SourceMeta {
     pub reliability: Beta,
     /// When the source started reporting.
     pub created: Timestamp,
-    /// The declared networks of its sensors (ASN, /24 as a u32 network address).
+    /// The declared networks of its sensors: (ASN, IPv4 /24 as a u32 network address), 0 where
+    /// not declared (AS 0 and 0.0.0.0/24 are never a sensor's network). Sources sharing an ASN or
+    /// a /24 share an independence group.
     pub networks: Vec<(u32, u32)>,
     /// Lead-corroborated reports over its lifetime (the promotion rule counts them).
     pub leads: u32,

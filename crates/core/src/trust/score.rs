@@ -194,6 +194,9 @@ pub struct SourceEvidence {
     pub tier: Tier,
     /// Sightings (vantage points) that counted.
     pub sightings: u32,
+    /// The vantage points' ids ([`Sighting::network`]), for the caller to name (an admin's view).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vantage: Vec<u32>,
     /// The source's weight w_s.
     pub weight: f64,
     /// Σ w_s · depth · decay over its sightings.
@@ -432,19 +435,20 @@ impl Scorer {
                 GroupClass::Unknown => p.cap_unknown_group,
             };
             let v = e.min(cap);
-            if v <= 0.0 {
-                continue;
-            }
-            match class {
-                GroupClass::Seed => {
-                    seed_groups += 1;
-                    s += v;
+            // A group whose evidence is nothing (weight 0, or decayed away) counts for no tier
+            // rule, but the explanation still lists it: who saw the value, and that it is old.
+            if v > 0.0 {
+                match class {
+                    GroupClass::Seed => {
+                        seed_groups += 1;
+                        s += v;
+                    }
+                    GroupClass::Established => {
+                        est_groups += 1;
+                        s += v;
+                    }
+                    GroupClass::Unknown => unknown += v,
                 }
-                GroupClass::Established => {
-                    est_groups += 1;
-                    s += v;
-                }
-                GroupClass::Unknown => unknown += v,
             }
             if let Some(t) = terms.as_deref_mut() {
                 t.push(Term::Group { group: g, class, sources: self.group_sources(g, itype, sightings, now), raw: e, cap, capped: e > cap, value: v });
@@ -514,8 +518,11 @@ impl Scorer {
                 Some(o) => {
                     o.sightings += 1;
                     o.evidence += e;
+                    if !o.vantage.contains(&x.network) {
+                        o.vantage.push(x.network);
+                    }
                 }
-                None => out.push(SourceEvidence { source: x.source, tier: st.tier, sightings: 1, weight: w, evidence: e }),
+                None => out.push(SourceEvidence { source: x.source, tier: st.tier, sightings: 1, weight: w, evidence: e, vantage: vec![x.network] }),
             }
         }
         out

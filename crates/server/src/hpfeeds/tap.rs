@@ -7,7 +7,8 @@
 //! into the same data directory) reaches the channel, and duplicates (not in the log) never do.
 //!
 //! Only sightings of **public** feeds marked TLP clear or green go out: an ident is not a hub
-//! user, so it gets what an anonymous reader of the hub could read.
+//! user, so it gets what an anonymous reader of the hub could read. A value its feed's owner
+//! retracted never goes out for that feed (`crate::streams::filter::Retractions`).
 
 use super::channels::Channels;
 use super::SIGHTINGS_CHANNEL;
@@ -57,6 +58,10 @@ pub async fn run(streams: Arc<Streams>, channels: Arc<Channels>, publisher: Stri
         }
     };
     let mut feeds = FeedCache { public: HashMap::new(), read_at: None };
+    let retracted = crate::streams::filter::Retractions::new(streams.store.clone());
+    if let Err(e) = retracted.refresh().await {
+        tracing::warn!("hpfeeds: cannot read the retractions for {SIGHTINGS_CHANNEL}: {e}");
+    }
     loop {
         let item = tokio::select! {
             item = follow.next() => item,
@@ -76,7 +81,7 @@ pub async fn run(streams: Arc<Streams>, channels: Arc<Channels>, publisher: Stri
             }
         };
         let s = &ev.sighting;
-        if !matches!(s.tlp, Tlp::Clear | Tlp::Green) || !channels.has_subscribers(SIGHTINGS_CHANNEL) {
+        if !matches!(s.tlp, Tlp::Clear | Tlp::Green) || !channels.has_subscribers(SIGHTINGS_CHANNEL) || retracted.hides(s.feed_id, &s.indicator) {
             continue;
         }
         if !feeds.is_public(streams.store.as_ref(), s.feed_id).await {

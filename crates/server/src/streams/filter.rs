@@ -15,12 +15,19 @@
 //! address that matches (`http://198.51.100.7/x.sh`); domains, e-mails, hashes and URLs with a
 //! name as host never do (resolving names would make the filter depend on DNS at stream time).
 //! A CIDR value passes `cidr` when it lies wholly inside; it has no single AS, so never `asn`.
+//!
+//! Whatever the parameters, a value its feed's owner retracted is never streamed for that feed
+//! again, replayed or live ([`Retractions`]; exports and scores drop it too, docs/trust.md).
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use apiary_bus::LoggedSighting;
 use apiary_core::enrich::address_of;
 use apiary_core::{parse, IType};
+use apiary_store::{FeedbackKind, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -96,6 +103,88 @@ fn net_of(value: &str) -> Option<Net> {
     Some(Net { v6, start: n & !mask, end: n | mask })
 }
 
+/// How stale the retracted set may get when retractions come from elsewhere (another node of
+/// the hub, `apiary retract --data`); this node's retraction route updates it at once.
+const RETRACTIONS_REFRESH: Duration = Duration::from_millis(500);
+
+/// The (feed, value) pairs retracted by their feeds' owners, shared by every stream of the hub:
+/// loaded from the store's feedback when the hub starts ([`Retractions::refresh`]), updated by
+/// the retraction route ([`Retractions::record`]), and read again from the store every half
+/// second by a task that ends with the hub's state, so a stream's check is a set lookup.
+pub struct Retractions {
+    store: Arc<dyn Store>,
+    set: RwLock<Retracted>,
+}
+
+#[derive(Default)]
+struct Retracted {
+    by_feed: HashMap<i64, HashSet<Box<str>>>,
+    /// The last feedback id read.
+    cursor: i64,
+}
+
+impl std::fmt::Debug for Retractions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: usize = self.set.read().map(|s| s.by_feed.values().map(HashSet::len).sum()).unwrap_or(0);
+        write!(f, "Retractions({n})")
+    }
+}
+
+impl Retractions {
+    /// The set, empty until the first refresh, read again every half second when made inside
+    /// a tokio runtime (the hub's state always is).
+    pub fn new(store: Arc<dyn Store>) -> Arc<Retractions> {
+        let r = Arc::new(Retractions { store, set: RwLock::new(Retracted::default()) });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&r);
+            rt.spawn(async move {
+                loop {
+                    let Some(this) = weak.upgrade() else { return };
+                    if let Err(e) = this.refresh().await {
+                        tracing::warn!("streams: cannot read the retractions: {e}");
+                    }
+                    drop(this);
+                    tokio::time::sleep(RETRACTIONS_REFRESH).await;
+                }
+            });
+        }
+        r
+    }
+
+    /// A retraction the store acknowledged on this node: hidden from now on.
+    pub fn record(&self, feed_id: i64, value: &str) {
+        if let Ok(mut s) = self.set.write() {
+            s.by_feed.entry(feed_id).or_default().insert(value.into());
+        }
+    }
+
+    /// Read the retractions recorded since the last read.
+    pub async fn refresh(&self) -> apiary_store::Result<()> {
+        let mut cursor = self.set.read().map(|s| s.cursor).unwrap_or(0);
+        loop {
+            let page = self.store.feedback_after(cursor, 1000).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            cursor = last.id;
+            if let Ok(mut s) = self.set.write() {
+                for f in page.iter().filter(|f| f.kind == FeedbackKind::Retraction) {
+                    if let Some(feed) = f.feed_id {
+                        s.by_feed.entry(feed).or_default().insert(f.indicator.as_str().into());
+                    }
+                }
+                s.cursor = s.cursor.max(cursor);
+            }
+            if page.len() < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether `value` was retracted from `feed_id`.
+    pub fn hides(&self, feed_id: i64, value: &str) -> bool {
+        self.set.read().is_ok_and(|s| s.by_feed.get(&feed_id).is_some_and(|v| v.contains(value)))
+    }
+}
+
 /// What the events of a stream must match (authorization is checked separately).
 #[derive(Debug, Clone, Default)]
 pub struct StreamFilter {
@@ -111,12 +200,14 @@ pub struct StreamFilter {
     /// AS numbers asked for, and the tables that say an address's AS.
     asns: Vec<u32>,
     asn_db: Option<std::sync::Arc<crate::enrich::AsnDb>>,
+    /// The hub's retracted values (never streamed for their feed).
+    retractions: Option<Arc<Retractions>>,
 }
 
 impl StreamFilter {
     /// Check and normalise the parameters; every value goes through the core's parser.
     pub fn parse(p: &FilterParams, state: &AppState) -> Result<StreamFilter, ApiError> {
-        let mut f = StreamFilter::default();
+        let mut f = StreamFilter { retractions: Some(state.retractions.clone()), ..StreamFilter::default() };
         for name in [nonempty(&p.feeds), nonempty(&p.feed)].into_iter().flatten().flat_map(list) {
             if name.split_once('/').is_none_or(|(o, n)| o.is_empty() || n.is_empty()) {
                 return Err(ApiError::invalid("invalid_feed", format!("`feeds`: `{name}` is not owner/name")));
@@ -174,6 +265,9 @@ impl StreamFilter {
 
     /// The content filters (feed choice and authorization are applied by the caller).
     pub fn matches(&self, s: &LoggedSighting) -> bool {
+        if self.retractions.as_ref().is_some_and(|r| r.hides(s.feed_id, &s.indicator)) {
+            return false;
+        }
         if !self.itypes.is_empty() && !self.itypes.contains(&s.itype) {
             return false;
         }

@@ -284,6 +284,8 @@ async fn retract(
         .store
         .add_feedback(NewFeedback { kind: FeedbackKind::Retraction, indicator: ind.value, itype: ind.itype, feed_id: Some(feed.id), user_id: p.user_id, reason })
         .await?;
+    // Out of this node's streams at once (other nodes read it within a second).
+    state.retractions.record(feed.id, &f.indicator);
     Ok((StatusCode::CREATED, Json(feedback_view(&f))))
 }
 

@@ -1,6 +1,6 @@
 //! The scoring job's state: every indicator's sightings folded per (source, vantage point), the
-//! sources with their reliability, the co-reporting counters of the groups, and the reports
-//! waiting to be judged. It is fed the sightings log and the feedback in order, and answers
+//! sources with their reliability and declared networks, the co-reporting counters of the
+//! groups, and the reports waiting to be judged. It is fed the sightings log and the feedback in order, and answers
 //! which indicators to rescore; the math is `apiary_core::trust`'s, unchanged from the simulator.
 //!
 //! Times are the hub's: a report's order is its `received_at` (a publisher cannot backdate its
@@ -13,7 +13,7 @@ use apiary_core::trust::reliability::{self, Outcome, ReliabilityParams};
 use apiary_core::trust::score::{Explanation, Score, ScoreParams, Scorer, Scratch, StandingKind};
 use apiary_core::trust::{Depth, Sighting, SourceMeta, Standing, Tier, Timestamp};
 use apiary_core::{parse, Allowlist, IType, Indicator, ListUse, ParseOptions};
-use apiary_store::{Feedback, FeedbackKind, Source, SourceUpdate, TrustSighting};
+use apiary_store::{Feedback, FeedbackKind, Sensor, Source, SourceUpdate, TrustSighting};
 
 const DAY: Timestamp = 86_400;
 /// A report not confirmed within this long is dropped unjudged (as in the simulator).
@@ -63,22 +63,83 @@ pub fn standing_of(value: &str, itype: IType, reserved: Option<&str>, lists: &Al
     held.map_or(Standing::Normal, Standing::Held)
 }
 
-/// A vantage point: the sensor's name folded to a number (sensors of one feed add evidence
-/// separately, inside their group's cap).
-fn vantage(sensor: Option<&str>) -> u32 {
-    match sensor {
-        None => 0,
-        Some(s) => s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) | 1,
+/// The declared networks of one feed: its own ASN (`apiary source tier --asn`) and its
+/// registered sensors' networks (`apiary feed sensor add NAME --asn N --prefix CIDR`), by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Declared {
+    asn: Option<String>,
+    sensors: HashMap<String, String>,
+}
+
+impl Declared {
+    /// The network a sighting of `sensor` was seen from: the sensor's declared network, else
+    /// the feed's ASN; None when neither is declared (the feed's own, unnamed vantage point).
+    fn network(&self, sensor: Option<&str>) -> Option<&str> {
+        sensor.and_then(|s| self.sensors.get(s)).or(self.asn.as_ref()).map(String::as_str)
     }
+}
+
+/// An IPv4 prefix's /24 as a number (the groups link sources by it); 0 for anything else.
+fn prefix24(prefix: Option<&str>) -> u32 {
+    prefix
+        .and_then(|p| p.split('/').next())
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .map_or(0, |a| u32::from(a) & 0xffff_ff00)
+}
+
+/// A sighting as the job keeps it: the core's [`Sighting`] with its times as u32 seconds since
+/// the epoch (20 bytes instead of 32: ten million of them are most of the job's memory).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Folded {
+    pub source: u32,
+    pub network: u32,
+    pub first_seen: u32,
+    pub last_seen: u32,
+    pub depth: Depth,
+    pub retracted: bool,
+}
+
+impl Folded {
+    pub fn sighting(&self) -> Sighting {
+        Sighting {
+            source: self.source,
+            network: self.network,
+            first_seen: i64::from(self.first_seen),
+            last_seen: i64::from(self.last_seen),
+            depth: self.depth,
+            retracted: self.retracted,
+        }
+    }
+}
+
+/// Seconds since the epoch as a u32 (times before 1970 are 1970; u32 lasts until 2106).
+fn secs(t: Timestamp) -> u32 {
+    t.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// A report waiting to be judged: a non-seed source's first sighting of an item, and when it
+/// arrived (12 bytes: there is one per item and reporting source).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    source: u32,
+    item: u32,
+    arrived: u32,
+}
+
+/// Scratch space of [`Engine::score`], one per thread.
+#[derive(Debug, Default)]
+pub struct ScoreScratch {
+    score: Scratch,
+    sightings: Vec<Sighting>,
 }
 
 /// One indicator as the job knows it.
 #[derive(Debug, Clone)]
 pub struct Item {
-    pub value: String,
+    pub value: Box<str>,
     pub itype: IType,
     pub standing: Standing,
-    pub sightings: Vec<Sighting>,
+    pub sightings: Vec<Folded>,
     /// Distinct users who reported it as a false positive.
     pub fp_users: Vec<i64>,
     pub first_seed: Option<Timestamp>,
@@ -111,7 +172,7 @@ pub struct Engine {
     pub rel: ReliabilityParams,
     pub gp: GroupParams,
     lists: &'static Allowlist,
-    index: HashMap<String, u32>,
+    index: HashMap<Box<str>, u32>,
     pub items: Vec<Item>,
     pub sources: Vec<SourceState>,
     /// Users whose false-positive reports are upheld (refute the reporters): admins and owners
@@ -120,10 +181,22 @@ pub struct Engine {
     co: CoReports,
     pub groups: Groups,
     pub scorer: Scorer,
-    pending: Vec<(u32, u32, Timestamp)>,
+    pending: Vec<Pending>,
     retracted: HashSet<(u32, u32)>,
     dirty_flag: Vec<bool>,
     dirty: Vec<u32>,
+    /// Declared networks by feed id.
+    declared: HashMap<u32, Declared>,
+    /// Vantage points: network names interned to the ids in [`Sighting::network`] (0: a feed's
+    /// own, undeclared network, named "").
+    vantage_names: Vec<String>,
+    vantage_ids: HashMap<String, u32>,
+    /// The vantage point each (feed, sensor) was folded in with (`""`: no sensor). A
+    /// declaration that would map one of them elsewhere sets `rebuild`.
+    used: HashMap<u32, HashMap<String, u32>>,
+    /// A declared network changed under sightings already folded in: the job must rebuild
+    /// its state from the log (sightings keep the vantage point they were folded in with).
+    pub rebuild: bool,
     /// The job's clock: the newest arrival seen, or the wall clock when later.
     pub clock: Timestamp,
     last_forget: Timestamp,
@@ -156,6 +229,11 @@ impl Engine {
             retracted: HashSet::new(),
             dirty_flag: Vec::new(),
             dirty: Vec::new(),
+            declared: HashMap::new(),
+            vantage_names: vec![String::new()],
+            vantage_ids: HashMap::new(),
+            used: HashMap::new(),
+            rebuild: false,
             clock: 0,
             last_forget: 0,
             cursor: 0,
@@ -165,10 +243,12 @@ impl Engine {
         }
     }
 
-    /// Take in the store's sources (new feeds, admin tier changes, declared networks). The
+    /// Take in the store's sources (new feeds, admin tier changes, declared networks) and
+    /// registered sensors (each in its declared network: a vantage point of its feed). The
     /// job's own reliability state is kept for sources it already knows, except what an admin
-    /// pinned. Returns true when groups or tiers must be recomputed.
-    pub fn sync_sources(&mut self, stored: &[Source], first_run: bool) -> bool {
+    /// pinned. Returns true when groups or tiers must be recomputed; sets `rebuild` when a
+    /// sensor already seen now maps to another network.
+    pub fn sync_sources(&mut self, stored: &[Source], sensors: &[Sensor], first_run: bool) -> bool {
         let n = stored.iter().map(|s| s.feed_id as usize + 1).max().unwrap_or(0);
         let mut changed = false;
         if n > self.sources.len() {
@@ -182,9 +262,36 @@ impl Engine {
             self.grow_co(n);
             changed = true;
         }
+        let mut declared: HashMap<u32, Declared> = HashMap::new();
+        let mut networks: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+        for s in stored {
+            if let Some(asn) = s.asn.and_then(|a| u32::try_from(a).ok()).filter(|&a| a != 0) {
+                declared.entry(s.feed_id as u32).or_default().asn = Some(format!("AS{asn}"));
+                networks.entry(s.feed_id as u32).or_default().push((asn, 0));
+            }
+        }
+        for x in sensors {
+            let Some(name) = x.network() else { continue };
+            declared.entry(x.feed_id as u32).or_default().sensors.insert(x.name.clone(), name);
+            networks.entry(x.feed_id as u32).or_default().push((x.asn.unwrap_or(0), prefix24(x.prefix.as_deref())));
+        }
+        if declared != self.declared {
+            for (&feed, used) in &self.used {
+                let new = declared.get(&feed);
+                for (sensor, &v) in used {
+                    let sensor = (!sensor.is_empty()).then_some(sensor.as_str());
+                    if self.vantage_names[v as usize] != new.and_then(|d| d.network(sensor)).unwrap_or("") {
+                        self.rebuild = true;
+                    }
+                }
+            }
+            self.declared = declared;
+        }
         for s in stored {
             let st = &mut self.sources[s.feed_id as usize];
-            let networks = s.asn.map(|asn| vec![(asn as u32, (s.feed_id as u32) << 8)]).unwrap_or_default();
+            let mut networks = networks.remove(&(s.feed_id as u32)).unwrap_or_default();
+            networks.sort_unstable();
+            networks.dedup();
             if !st.exists {
                 st.exists = true;
                 st.meta.owner = s.owner_id as u32;
@@ -239,7 +346,7 @@ impl Engine {
         let seeds: Vec<bool> = (0..cap).map(|i| self.sources.get(i).is_some_and(|s| s.meta.tier == Tier::Seed)).collect();
         let mut earlier = Vec::new();
         for it in &self.items {
-            let mut order: Vec<(Timestamp, u32)> = it.sightings.iter().map(|x| (x.first_seen, x.source)).collect();
+            let mut order: Vec<(u32, u32)> = it.sightings.iter().map(|x| (x.first_seen, x.source)).collect();
             order.sort_unstable();
             order.dedup_by_key(|x| x.1);
             earlier.clear();
@@ -256,12 +363,12 @@ impl Engine {
     }
 
     fn item_index(&mut self, s: &TrustSighting) -> u32 {
-        if let Some(&i) = self.index.get(&s.indicator) {
+        if let Some(&i) = self.index.get(s.indicator.as_str()) {
             return i;
         }
         let i = self.items.len() as u32;
         self.items.push(Item {
-            value: s.indicator.clone(),
+            value: s.indicator.as_str().into(),
             itype: s.itype,
             standing: standing_of(&s.indicator, s.itype, s.reserved.as_deref(), self.lists),
             sightings: Vec::new(),
@@ -272,7 +379,7 @@ impl Engine {
             stored: None,
         });
         self.dirty_flag.push(false);
-        self.index.insert(s.indicator.clone(), i);
+        self.index.insert(s.indicator.as_str().into(), i);
         i
     }
 
@@ -301,20 +408,21 @@ impl Engine {
         let observed = s.observed_until.unwrap_or(s.observed_at).timestamp().min(arrived);
         let first = s.observed_at.timestamp().min(observed);
         let depth = depth_of(&s.tags);
-        let network = vantage(s.sensor.as_deref());
+        let network = self.vantage(src as u32, s.sensor.as_deref());
         let i = self.item_index(s);
         let source = src as u32;
         let is_seed = self.sources[src].meta.tier == Tier::Seed;
         let retracted = self.retracted.contains(&(source, i));
         let item = &mut self.items[i as usize];
         let new_source = !item.sightings.iter().any(|x| x.source == source);
+        let (first, observed) = (secs(first), secs(observed));
         match item.sightings.iter_mut().find(|x| x.source == source && x.network == network) {
             Some(x) => {
                 x.last_seen = x.last_seen.max(observed);
                 x.first_seen = x.first_seen.min(first);
                 x.depth = x.depth.max(depth);
             }
-            None => item.sightings.push(Sighting { source, network, first_seen: first, last_seen: observed, depth, retracted }),
+            None => item.sightings.push(Folded { source, network, first_seen: first, last_seen: observed, depth, retracted }),
         }
         if new_source {
             let earlier: Vec<u32> = item.sightings.iter().map(|x| x.source).filter(|&q| q != source).collect::<HashSet<_>>().into_iter().collect();
@@ -330,10 +438,60 @@ impl Engine {
                 item.first_public = Some(arrived);
             }
             if !is_seed {
-                self.pending.push((source, i, arrived));
+                self.pending.push(Pending { source, item: i, arrived: secs(arrived) });
             }
         }
         self.mark(i);
+    }
+
+    /// The vantage point of a sighting by `feed` from `sensor`: the id of its declared network
+    /// (0 when undeclared), remembered per (feed, sensor) so a later declaration is noticed.
+    fn vantage(&mut self, feed: u32, sensor: Option<&str>) -> u32 {
+        let key = sensor.unwrap_or("");
+        if let Some(&v) = self.used.get(&feed).and_then(|u| u.get(key)) {
+            return v;
+        }
+        let v = match self.declared.get(&feed).and_then(|d| d.network(sensor)) {
+            None => 0,
+            Some(name) => match self.vantage_ids.get(name) {
+                Some(&v) => v,
+                None => {
+                    let v = self.vantage_names.len() as u32;
+                    self.vantage_names.push(name.to_string());
+                    self.vantage_ids.insert(name.to_string(), v);
+                    v
+                }
+            },
+        };
+        self.used.entry(feed).or_default().insert(key.to_string(), v);
+        v
+    }
+
+    /// Name the vantage points of an explanation (as JSON): each source's `vantage` ids become
+    /// `networks` (declared names) and `sensors` (the feed's sensors seen in those networks).
+    /// Only admins see a group's sources (`api::score_view`): sensor locations are secrets.
+    pub fn name_vantage(&self, ex: &mut serde_json::Value) {
+        let Some(terms) = ex.get_mut("terms").and_then(|t| t.as_array_mut()) else { return };
+        for src in terms.iter_mut().filter_map(|t| t.get_mut("sources")).filter_map(|s| s.as_array_mut()).flatten() {
+            let Some(obj) = src.as_object_mut() else { continue };
+            let Some(ids) = obj.remove("vantage") else { continue };
+            let ids: Vec<u32> = ids.as_array().into_iter().flatten().filter_map(|v| v.as_u64()).map(|v| v as u32).collect();
+            let feed = obj.get("source").and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as u32;
+            let mut networks: Vec<&str> =
+                ids.iter().filter(|&&v| v != 0).filter_map(|&v| self.vantage_names.get(v as usize)).map(String::as_str).collect();
+            networks.sort_unstable();
+            let mut sensors: Vec<&str> = self
+                .used
+                .get(&feed)
+                .into_iter()
+                .flatten()
+                .filter(|(name, v)| !name.is_empty() && ids.contains(v))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            sensors.sort_unstable();
+            obj.insert("networks".into(), serde_json::json!(networks));
+            obj.insert("sensors".into(), serde_json::json!(sensors));
+        }
     }
 
     /// Take one piece of feedback in.
@@ -428,7 +586,8 @@ impl Engine {
         }
         let mut pending = std::mem::take(&mut self.pending);
         let mut outcomes = Vec::new();
-        pending.retain(|&(s, i, t)| {
+        pending.retain(|&Pending { source: s, item: i, arrived }| {
+            let t = i64::from(arrived);
             let item = &self.items[i as usize];
             if matches!(item.standing, Standing::Excluded(_)) {
                 outcomes.push((s, Outcome::Benign));
@@ -520,14 +679,18 @@ impl Engine {
         (0..self.items.len() as u32).filter(|&i| !self.items[i as usize].sightings.is_empty()).collect()
     }
 
-    pub fn score(&self, scratch: &mut Scratch, i: u32, now: Timestamp) -> Score {
+    pub fn score(&self, scratch: &mut ScoreScratch, i: u32, now: Timestamp) -> Score {
         let it = &self.items[i as usize];
-        self.scorer.score_with(scratch, it.itype, StandingKind::from(&it.standing), &it.sightings, it.fp_users.len() as u32, now, None)
+        scratch.sightings.clear();
+        scratch.sightings.extend(it.sightings.iter().map(Folded::sighting));
+        let standing = StandingKind::from(&it.standing);
+        self.scorer.score_with(&mut scratch.score, it.itype, standing, &scratch.sightings, it.fp_users.len() as u32, now, None)
     }
 
     pub fn explain(&self, i: u32, now: Timestamp) -> Explanation {
         let it = &self.items[i as usize];
-        self.scorer.explain(it.itype, &it.standing, &it.sightings, it.fp_users.len() as u32, now)
+        let sightings: Vec<Sighting> = it.sightings.iter().map(Folded::sighting).collect();
+        self.scorer.explain(it.itype, &it.standing, &sightings, it.fp_users.len() as u32, now)
     }
 
     /// What to write back for every source the job knows.
@@ -563,6 +726,112 @@ mod tests {
         assert_eq!(t(&["bruteforce", "login"]), Depth::Login);
         assert_eq!(t(&["login", "commands"]), Depth::Commands);
         assert_eq!(t(&["login", "commands", "download"]), Depth::Payload);
+    }
+
+    fn source(feed_id: i64, owner_id: i64, tier: Tier, asn: Option<i64>) -> Source {
+        Source {
+            feed_id,
+            feed: format!("u{owner_id}/f{feed_id}"),
+            owner_id,
+            tier,
+            pinned: tier != Tier::Probation,
+            alpha: 1.0,
+            beta: 9.0,
+            leads: 0,
+            penalties: 0,
+            last_penalty: None,
+            group_id: None,
+            asn,
+            created_at: chrono::Utc::now(),
+            updated_at: None,
+        }
+    }
+
+    fn sensor(feed_id: i64, name: &str, asn: Option<u32>, prefix: Option<&str>) -> Sensor {
+        let now = chrono::Utc::now();
+        Sensor { feed_id, name: name.into(), asn, prefix: prefix.map(str::to_string), created_at: now, updated_at: now }
+    }
+
+    fn sighting(seq: i64, feed_id: i64, value: &str, sensor: Option<&str>) -> TrustSighting {
+        let now = chrono::Utc::now();
+        TrustSighting {
+            seq,
+            feed_id,
+            indicator: value.into(),
+            itype: IType::Ipv4,
+            reserved: None,
+            observed_at: now,
+            observed_until: None,
+            received_at: now,
+            tags: vec!["login".into()],
+            sensor: sensor.map(str::to_string),
+        }
+    }
+
+    /// The explanation's entry of one source, as stored.
+    fn evidence(e: &Engine, value: &str, feed: u32) -> serde_json::Value {
+        let i = e.index_of(value).unwrap();
+        let mut ex = serde_json::to_value(e.explain(i, chrono::Utc::now().timestamp())).unwrap();
+        e.name_vantage(&mut ex);
+        ex["terms"].as_array().unwrap().iter().flat_map(|t| t["sources"].as_array().cloned().unwrap_or_default()).find(|s| s["source"] == feed).unwrap()
+    }
+
+    #[test]
+    fn sensors_are_vantage_points_in_their_declared_networks() {
+        let lists: &'static Allowlist = Box::leak(Box::new(Allowlist::builtin()));
+        let mut e = Engine::new(lists);
+        // Feed 1 (a seed of owner 1): sensors in two networks, two of them in one. Feed 2 (owner
+        // 2) and feed 3 (owner 3) each have a sensor in AS64502; feed 4 (owner 4) declared nothing.
+        let sources = [source(1, 1, Tier::Seed, None), source(2, 2, Tier::Probation, None), source(3, 3, Tier::Probation, None), source(4, 4, Tier::Probation, None)];
+        let sensors = [
+            sensor(1, "a", Some(64500), None),
+            sensor(1, "b", Some(64500), Some("198.51.100.0/24")),
+            sensor(1, "c", None, Some("203.0.113.0/24")),
+            sensor(2, "x", Some(64502), None),
+            sensor(3, "y", Some(64502), None),
+        ];
+        e.sync_sources(&sources, &sensors, true);
+        e.regroup();
+        let v = "45.155.205.17";
+        let mut seq = 0;
+        for (feed, sensor) in [(1, Some("a")), (1, Some("b")), (1, Some("c")), (2, Some("x")), (3, Some("y")), (4, Some("p")), (4, Some("q")), (4, None)] {
+            seq += 1;
+            e.add_sighting(&sighting(seq, feed, v, sensor));
+        }
+        // Two networks for the seed (a and b share AS64500): two vantage points, named for admins.
+        let seed = evidence(&e, v, 1);
+        assert_eq!(seed["sightings"], 2, "{seed}");
+        assert_eq!(seed["networks"], serde_json::json!(["203.0.113.0/24", "AS64500"]), "{seed}");
+        assert_eq!(seed["sensors"], serde_json::json!(["a", "b", "c"]), "{seed}");
+        assert!(seed.get("vantage").is_none());
+        // Undeclared sensors are the feed's one own vantage point, however many names it sends.
+        let plain = evidence(&e, v, 4);
+        assert_eq!((plain["sightings"].as_u64(), plain["networks"].as_array().map(Vec::len)), (Some(1), Some(0)), "{plain}");
+        // Owners in one declared network share an independence group; the seed stays alone.
+        let g = |f: usize| e.groups.of_source[f];
+        assert_eq!(g(2), g(3));
+        assert_ne!(g(2), g(4));
+        assert_ne!(g(1), g(2));
+        assert!(e.groups.links.iter().any(|l| matches!(l.reason, groups::LinkReason::SameAsn { asn: 64502 })));
+        assert!(!e.rebuild);
+        // Registering a sensor already seen undeclared moves its sightings: the job must rebuild.
+        let mut more = sensors.to_vec();
+        more.push(sensor(4, "q", Some(64510), None));
+        e.sync_sources(&sources, &more, false);
+        assert!(e.rebuild);
+        // A fresh engine with the new declarations: feed 4 has two vantage points now.
+        let mut fresh = Engine::new(lists);
+        fresh.sync_sources(&sources, &more, true);
+        fresh.regroup();
+        for (seq, (feed, sensor)) in [(4, Some("p")), (4, Some("q")), (4, None)].into_iter().enumerate() {
+            fresh.add_sighting(&sighting(seq as i64 + 1, feed, v, sensor));
+        }
+        let plain = evidence(&fresh, v, 4);
+        assert_eq!((plain["sightings"].as_u64(), plain["sensors"].clone()), (Some(2), serde_json::json!(["p", "q"])), "{plain}");
+        // A sensor declared before any of its sightings needs no rebuild.
+        more.push(sensor(4, "new", Some(64511), None));
+        fresh.sync_sources(&sources, &more, false);
+        assert!(!fresh.rebuild);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod engine;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiary_core::trust::score::{Scratch, ScoreTier};
+use apiary_core::trust::score::ScoreTier;
 use apiary_store::{IndicatorScore, LeaseOptions, LeasedJob, Result, Store};
 use chrono::Utc;
 use tokio::sync::watch;
@@ -144,7 +144,16 @@ impl Job {
 
     async fn step_with(&mut self, store: &Arc<dyn Store>, engine: &mut Engine, report: &mut StepReport) -> Result<()> {
         let sources = store.list_sources().await?;
-        engine.sync_sources(&sources, self.first);
+        let sensors = store.list_sensors(None).await?;
+        engine.sync_sources(&sources, &sensors, self.first);
+        if engine.rebuild {
+            // A sensor already seen was (re)declared in another network: its sightings must be
+            // folded in again with their new vantage point.
+            tracing::info!("trust job: a sensor's declared network changed; rebuilding from the log");
+            *engine = Engine::new(crate::export::allowlist());
+            self.first = true;
+            engine.sync_sources(&sources, &sensors, true);
+        }
         if self.first {
             engine.regroup();
         }
@@ -156,7 +165,8 @@ impl Job {
             // A feed created after the source sync: sync again before folding its sightings in.
             if page.iter().any(|s| engine.sources.get(s.feed_id as usize).is_none_or(|x| !x.exists)) {
                 let sources = store.list_sources().await?;
-                engine.sync_sources(&sources, false);
+                let sensors = store.list_sensors(None).await?;
+                engine.sync_sources(&sources, &sensors, false);
             }
             report.sightings += page.len();
             for s in &page {
@@ -192,10 +202,11 @@ impl Job {
         };
         report.full = full;
         report.rescored = indices.len();
-        let scores = rescore(engine, &indices, full, self.options.threads);
-        report.written = scores.len();
-        for chunk in scores.chunks(WRITE_BATCH) {
-            store.put_scores(chunk.to_vec()).await?;
+        // Score and write a batch at a time: a million explanations at once would be gigabytes.
+        for part in indices.chunks(WRITE_BATCH) {
+            let scores = rescore(engine, part, full, self.options.threads);
+            report.written += scores.len();
+            store.put_scores(scores).await?;
         }
         if full || report.sightings > 0 || report.feedback > 0 {
             store.update_sources(engine.source_updates()).await?;
@@ -221,7 +232,7 @@ pub fn rescore(engine: &mut Engine, indices: &[u32], full: bool, threads: usize)
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    let mut scratch = Scratch::default();
+                    let mut scratch = engine::ScoreScratch::default();
                     let mut out = Vec::new();
                     for &i in part {
                         let score = eng.score(&mut scratch, i, ts);
@@ -231,13 +242,15 @@ pub fn rescore(engine: &mut Engine, indices: &[u32], full: bool, threads: usize)
                             continue;
                         }
                         let ex = eng.explain(i, ts);
+                        let mut explanation = serde_json::to_value(&ex).unwrap_or(serde_json::Value::Null);
+                        eng.name_vantage(&mut explanation);
                         let row = IndicatorScore {
-                            indicator: item.value.clone(),
+                            indicator: item.value.to_string(),
                             itype: item.itype,
                             confidence: ex.confidence,
                             tier: ex.tier,
                             log_odds: ex.log_odds,
-                            explanation: serde_json::to_value(&ex).unwrap_or(serde_json::Value::Null),
+                            explanation,
                             scored_at: now,
                         };
                         out.push((i, key, Some(row)));
