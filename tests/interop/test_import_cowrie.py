@@ -151,3 +151,61 @@ def test_import_offline_without_hub_then_serve(apiary_bin, tmp_path, logs, attac
         assert d_attackers <= set(stored), sorted(d_attackers - set(stored))[:5]
     finally:
         hub.stop()
+
+
+def _independent_sessions(path: Path) -> dict[str, dict]:
+    """Per session id, what the raw lines say — read a second way, with no product code: its
+    attacker, the login attempts (success and failed), the commands (as typed, or, in logs that
+    never record typed input, the found/not-found ones), the download attempts."""
+    per: dict[str, dict] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        e = json.loads(line)
+        s = per.setdefault(e["session"], {"src_ip": e.get("src_ip"), "credentials": 0, "typed": 0,
+                                          "other_commands": 0, "downloads": 0})
+        eid = e["eventid"]
+        if eid in ("cowrie.login.success", "cowrie.login.failed"):
+            s["credentials"] += 1
+        elif eid == "cowrie.command.input" and "input" in e:
+            s["typed"] += 1
+        elif eid in ("cowrie.command.success", "cowrie.command.failed") and "input" in e:
+            s["other_commands"] += 1
+        elif eid in ("cowrie.session.file_download", "cowrie.session.file_download.failed"):
+            s["downloads"] += 1
+    for s in per.values():
+        s["commands"] = s["typed"] or s["other_commands"]
+    return per
+
+
+def test_stored_sessions_per_file_match_an_independent_count(hub, logs):
+    """Each real log imported into its own feed by the binary: the sessions the hub then serves
+    (sessions, credentials, commands, downloads, per file and per session) equal a count made
+    straight from the raw JSON lines."""
+    token = hub.add_user("ops")
+    for i, log in enumerate(logs):
+        feed = f"ops/file-{i}"
+        hub.cli("import", "cowrie", "--feed", feed, "--data", str(hub.data), "--no-progress", str(log))
+        want = _independent_sessions(log)
+        got: dict[str, dict] = {}
+        for ip in sorted({s["src_ip"] for s in want.values()}):
+            r = hub.api("GET", "/api/v1/sessions", token, params={"attacker": ip, "feed": feed, "limit": 1000})
+            assert r.status_code == 200, r.text
+            items = r.json()["items"]
+            assert len(items) < 1000, f"{ip}: more sessions than one page"
+            for item in items:
+                assert item["session"] not in got, f"{log.name}: session {item['session']} listed twice"
+                got[item["session"]] = item
+        assert set(got) == set(want), f"{log.name}: {len(set(want) - set(got))} sessions missing, {len(set(got) - set(want))} unknown"
+        for what, of_stored in (("credentials", lambda s: len(s["credentials"])),
+                                ("commands", lambda s: len(s["commands"])),
+                                ("downloads", lambda s: len(s["downloads"]))):
+            by_session = {sid: of_stored(s) for sid, s in got.items()}
+            expected = {sid: w[what] for sid, w in want.items()}
+            differ = [(sid, by_session[sid], expected[sid]) for sid in expected if by_session[sid] != expected[sid]]
+            assert not differ, f"{log.name}: {what} per session (stored, counted) differ: {differ[:5]}"
+            assert sum(by_session.values()) == sum(expected.values())
+        # The per-file totals, printed for the record of the run.
+        print(f"{log.name}: {len(want)} sessions, "
+              + ", ".join(f"{k} {sum(w[k] for w in want.values())}" for k in ("credentials", "commands", "downloads")))
+        assert all(got[sid]["attacker"] for sid in got), f"{log.name}: a session without its attacker"
