@@ -174,3 +174,28 @@ async fn open_accepts_postgres_urls_and_rejects_others() {
     let s = apiary_store::open(&url()).await.unwrap();
     s.stats().await.unwrap();
 }
+
+/// `?schema=NAME` in the URL (what `--store` takes): the schema is created if missing and
+/// holds every table; a second connect (another node) finds it migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_schema_is_created_and_used() {
+    if !ready().await {
+        return;
+    }
+    let name = format!("apiary_test_url_{:016x}", rand::random::<u64>());
+    let _guard = Schema(name.clone());
+    let with_schema = format!("{}{}schema={name}&pool=2", url(), if url().contains('?') { '&' } else { '?' });
+    let a = PostgresStore::connect(&with_schema).await.expect("connect with ?schema=");
+    let b = PostgresStore::connect(&with_schema).await.expect("a second node");
+    assert_eq!(a.schema_version().await.unwrap(), b.schema_version().await.unwrap());
+    a.create_user("alice", false).await.unwrap();
+    assert!(b.get_user("alice").await.unwrap().is_some(), "both see one schema");
+    let client = admin_client().await.unwrap();
+    let tables: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ('users', 'job_leases', 'feed_records')", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 3, "the tables are in {name}");
+    assert!(PostgresStore::connect(&format!("{}?schema=Bad-Name", url().split('?').next().unwrap())).await.is_err());
+}

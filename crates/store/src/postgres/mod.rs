@@ -384,6 +384,10 @@ impl Store for PostgresStore {
         self.query_(q).await
     }
 
+    async fn scan_records(&self, q: &Query, scan: Scan, out: tokio::sync::mpsc::Sender<Vec<ExportRecord>>) -> Result<()> {
+        self.scan_records_(q, scan, out).await
+    }
+
     async fn get_record(&self, id: i64) -> Result<Option<FeedRecord>> {
         self.get_record_(id).await
     }

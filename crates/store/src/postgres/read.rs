@@ -11,6 +11,7 @@ use chrono::DateTime;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
+use tokio::sync::mpsc;
 
 /// Page size when the query names none, and the most one page may hold (as SQLite's).
 const DEFAULT_LIMIT: usize = 100;
@@ -75,79 +76,147 @@ fn prefix_pattern(prefix: &str) -> String {
 impl PostgresStore {
     pub(super) async fn query_(&self, q: &Query) -> Result<Page<FeedRecord>> {
         let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit.min(MAX_LIMIT) };
-        let mut conds: Vec<String> = Vec::new();
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let arg = |args: &mut Vec<Box<dyn ToSql + Sync + Send>>, v: Box<dyn ToSql + Sync + Send>| {
-            args.push(v);
-            format!("${}", args.len())
-        };
-        if let Some(v) = &q.value {
-            let a = arg(&mut args, Box::new(v.clone()));
-            conds.push(format!("i.value = {a}"));
-        }
-        if let Some(cidr) = &q.within {
-            let net = network(cidr.trim())
-                .ok_or_else(|| StoreError::Invalid(format!("within: `{cidr}` is not an address or CIDR")))?;
-            let a = arg(&mut args, Box::new(net));
-            conds.push(format!("i.addr <<= {a}::text::inet"));
-        }
-        if let Some(d) = &q.domain {
-            let a = arg(&mut args, Box::new(prefix_pattern(&host_key(&d.trim().to_ascii_lowercase()))));
-            conds.push(format!("i.host_key LIKE {a}"));
-        }
-        if let Some(itype) = q.itype {
-            let a = arg(&mut args, Box::new(itype.as_str().to_string()));
-            conds.push(format!("i.itype = {a}"));
-        }
-        let tags: Vec<String> = q.tags.iter().map(|t| t.trim().to_string()).collect();
-        if !tags.is_empty() {
-            let a = arg(&mut args, Box::new(tags));
-            conds.push(format!("r.tags @> {a}::text[]"));
-        }
-        if let Some(ids) = &q.feed_ids {
-            if ids.is_empty() {
-                return Ok(Page { items: Vec::new(), next: None });
-            }
-            let a = arg(&mut args, Box::new(ids.clone()));
-            conds.push(format!("r.feed_id = ANY({a})"));
-        }
-        conds.extend(readable_condition(Some(q.reader.as_ref())));
-        if let Some(since) = q.since {
-            let a = arg(&mut args, Box::new(since));
-            conds.push(format!("r.lasttime >= {a}"));
-        }
-        if let Some(until) = q.until {
-            let a = arg(&mut args, Box::new(until));
-            conds.push(format!("r.lasttime <= {a}"));
-        }
-        if let Some(cursor) = &q.cursor {
-            let cur = Cursor::decode(cursor)?;
-            let at = DateTime::from_timestamp_micros(cur.lasttime)
-                .ok_or_else(|| StoreError::Invalid(format!("cursor `{cursor}` is not one this hub handed out")))?;
-            let a = arg(&mut args, Box::new(at));
-            let b = arg(&mut args, Box::new(cur.id));
-            let past = if q.order == Order::OldestFirst { ">" } else { "<" };
-            conds.push(format!("(r.lasttime, r.id) {past} ({a}, {b})"));
-        }
-        let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-        let order = match q.order {
-            Order::NewestFirst => "r.lasttime DESC, r.id DESC",
-            Order::OldestFirst => "r.lasttime ASC, r.id ASC",
-        };
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS}{filter} ORDER BY {order} LIMIT {}", limit + 1);
+        let Some((sql, args)) = select_records(q)? else { return Ok(Page { items: Vec::new(), next: None }) };
+        let sql = format!("{sql} LIMIT {}", limit + 1);
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
         let client = self.client().await?;
         let rows = client.query(sql.as_str(), &params).await.map_err(pg_error)?;
         let mut items = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
         let next = if items.len() > limit {
             items.truncate(limit);
-            items.last().map(|r| Cursor { lasttime: r.lasttime.timestamp_micros(), id: r.id }.encode())
+            items.last().map(cursor_of)
         } else {
             None
         };
         Ok(Page { items, next })
     }
 
+    /// Every record `q` selects, in one statement read through a portal while `out` has room.
+    /// When `out` is full the statement is closed and the connection returned to the pool
+    /// before waiting (a slow export client must not pin a connection); the read then resumes
+    /// with a keyset query after the last record sent. Keyset pages for the whole export would
+    /// cost a query per page, each of which may sort what it skips when statistics are stale
+    /// (a freshly loaded table).
+    pub(super) async fn scan_records_(&self, q: &Query, scan: Scan, out: mpsc::Sender<Vec<ExportRecord>>) -> Result<()> {
+        let batch = scan.batch.clamp(1, MAX_LIMIT) as i32;
+        let mut q = q.clone();
+        loop {
+            let Some((sql, args)) = select_records(&q)? else { return Ok(()) };
+            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+            let mut client = self.client().await?;
+            let tx = client.build_transaction().read_only(true).start().await.map_err(pg_error)?;
+            let portal = tx.bind(sql.as_str(), &params).await.map_err(pg_error)?;
+            // The batch that found `out` full, and the cursor after it.
+            let waiting = loop {
+                let rows = tx.query_portal(&portal, batch).await.map_err(pg_error)?;
+                let last = rows.len() < batch as usize;
+                let Some(cursor) = rows.last().map(record_from_row).transpose()?.as_ref().map(cursor_of) else { return Ok(()) };
+                let items = rows
+                    .iter()
+                    .map(|r| record_from_row(r).map(ExportRecord::from))
+                    .map(|r| r.map(|r| if scan.details { r } else { ExportRecord { tags: Vec::new(), portlist: Vec::new(), protocol: None, description: None, ..r } }))
+                    .collect::<Result<Vec<_>>>()?;
+                match out.try_reserve() {
+                    Ok(permit) => permit.send(items),
+                    Err(mpsc::error::TrySendError::Closed(())) => return Ok(()),
+                    Err(mpsc::error::TrySendError::Full(())) => break (items, cursor, last),
+                }
+                if last {
+                    return Ok(());
+                }
+            };
+            drop(portal);
+            let _ = tx.rollback().await;
+            drop(client);
+            let (items, cursor, last) = waiting;
+            if out.send(items).await.is_err() || last {
+                return Ok(());
+            }
+            q.cursor = Some(cursor);
+        }
+    }
+}
+
+/// The keyset cursor after a record.
+fn cursor_of(r: &FeedRecord) -> String {
+    Cursor { lasttime: r.lasttime.timestamp_micros(), id: r.id }.encode()
+}
+
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The `SELECT` of the records `q` selects, in its order and from its cursor, without a
+/// `LIMIT`; `None` when it selects nothing (an empty feed list).
+fn select_records(q: &Query) -> Result<Option<(String, Args)>> {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Args = Vec::new();
+    let arg = |args: &mut Args, v: Box<dyn ToSql + Sync + Send>| {
+        args.push(v);
+        format!("${}", args.len())
+    };
+    if let Some(v) = &q.value {
+        let a = arg(&mut args, Box::new(v.clone()));
+        conds.push(format!("i.value = {a}"));
+    }
+    if let Some(cidr) = &q.within {
+        let net = network(cidr.trim())
+            .ok_or_else(|| StoreError::Invalid(format!("within: `{cidr}` is not an address or CIDR")))?;
+        let a = arg(&mut args, Box::new(net));
+        conds.push(format!("i.addr <<= {a}::text::inet"));
+    }
+    if let Some(d) = &q.domain {
+        let a = arg(&mut args, Box::new(prefix_pattern(&host_key(&d.trim().to_ascii_lowercase()))));
+        conds.push(format!("i.host_key LIKE {a}"));
+    }
+    if let Some(itype) = q.itype {
+        let a = arg(&mut args, Box::new(itype.as_str().to_string()));
+        conds.push(format!("i.itype = {a}"));
+    }
+    let tags: Vec<String> = q.tags.iter().map(|t| t.trim().to_string()).collect();
+    if !tags.is_empty() {
+        let a = arg(&mut args, Box::new(tags));
+        conds.push(format!("r.tags @> {a}::text[]"));
+    }
+    if let Some(ids) = &q.feed_ids {
+        match ids.as_slice() {
+            [] => return Ok(None),
+            // One feed (every feed export): `=` lets the planner walk the feed's index in order.
+            [one] => {
+                let a = arg(&mut args, Box::new(*one));
+                conds.push(format!("r.feed_id = {a}"));
+            }
+            _ => {
+                let a = arg(&mut args, Box::new(ids.clone()));
+                conds.push(format!("r.feed_id = ANY({a})"));
+            }
+        }
+    }
+    conds.extend(readable_condition(Some(q.reader.as_ref())));
+    if let Some(since) = q.since {
+        let a = arg(&mut args, Box::new(since));
+        conds.push(format!("r.lasttime >= {a}"));
+    }
+    if let Some(until) = q.until {
+        let a = arg(&mut args, Box::new(until));
+        conds.push(format!("r.lasttime <= {a}"));
+    }
+    if let Some(cursor) = &q.cursor {
+        let cur = Cursor::decode(cursor)?;
+        let at = DateTime::from_timestamp_micros(cur.lasttime)
+            .ok_or_else(|| StoreError::Invalid(format!("cursor `{cursor}` is not one this hub handed out")))?;
+        let a = arg(&mut args, Box::new(at));
+        let b = arg(&mut args, Box::new(cur.id));
+        let past = if q.order == Order::OldestFirst { ">" } else { "<" };
+        conds.push(format!("(r.lasttime, r.id) {past} ({a}, {b})"));
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let order = match q.order {
+        Order::NewestFirst => "r.lasttime DESC, r.id DESC",
+        Order::OldestFirst => "r.lasttime ASC, r.id ASC",
+    };
+    Ok(Some((format!("SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS}{filter} ORDER BY {order}"), args)))
+}
+
+impl PostgresStore {
     pub(super) async fn get_record_(&self, id: i64) -> Result<Option<FeedRecord>> {
         let client = self.client().await?;
         let row = client
