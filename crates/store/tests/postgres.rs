@@ -199,3 +199,29 @@ async fn a_url_schema_is_created_and_used() {
     assert_eq!(tables, 3, "the tables are in {name}");
     assert!(PostgresStore::connect(&format!("{}?schema=Bad-Name", url().split('?').next().unwrap())).await.is_err());
 }
+
+/// Tags travel to the record upsert as array literals: quotes, backslashes, commas, braces and
+/// the word NULL come back as they went in, on insert and on merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_with_array_syntax_survive_the_upsert() {
+    if !ready().await {
+        return;
+    }
+    let (_guard, store) = fresh().await;
+    let u = store.create_user("alice", false).await.unwrap();
+    let f = store.create_feed(NewFeed { owner: "alice".into(), name: "hp".into(), ..Default::default() }).await.unwrap();
+    let odd = ["a\"b", "c\\d", "{x,y}", "NULL", "é ü"];
+    let mut first = sighting(&f, &u, "192.0.2.9", "2025-01-02T00:00:00Z");
+    first.tags = odd[..3].iter().map(|t| t.to_string()).collect();
+    first.ports = vec![22, 2222];
+    store.append_sightings(vec![first]).await.unwrap();
+    let mut second = sighting(&f, &u, "192.0.2.9", "2025-01-03T00:00:00Z");
+    second.tags = odd[3..].iter().map(|t| t.to_string()).collect();
+    second.ports = vec![443];
+    store.append_sightings(vec![second]).await.unwrap();
+    let page = store.query(&Query { value: Some("192.0.2.9".into()), ..Default::default() }).await.unwrap();
+    let mut want: Vec<String> = odd.iter().map(|t| t.to_string()).collect();
+    want.sort();
+    assert_eq!(page.items[0].tags, want);
+    assert_eq!(page.items[0].portlist, vec![22, 443, 2222]);
+}

@@ -88,12 +88,12 @@ const UPSERT_INDICATORS: &str = "INSERT INTO indicators AS i (value, itype, firs
      RETURNING value, id";
 
 /// The merge rules of `sqlite/append.rs` (`RecordState::merge`), one row per record of the
-/// round. Tags and ports arrive as JSON arrays (unnest cannot take ragged arrays of arrays).
+/// round. Tags and ports arrive as array literals (`{"a","b"}`, `{22}`: unnest cannot take
+/// ragged arrays of arrays), which PostgreSQL parses several times faster than JSON.
 const UPSERT_RECORDS: &str = "INSERT INTO feed_records AS r (feed_id, indicator_id, firsttime, lasttime, reporttime, count, tags, \
          ports, protocol, description, tlp, claimed_confidence, reserved, created_at, updated_at) \
      SELECT fe, ind, f, l, rt, c, \
-         ARRAY(SELECT jsonb_array_elements_text(tg::jsonb)), \
-         ARRAY(SELECT jsonb_array_elements_text(po::jsonb)::integer), \
+         tg::text[], po::integer[], \
          pr, de, tl, cc, re, $14, $14 \
      FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bigint[], \
          $7::text[], $8::text[], $9::text[], $10::text[], $11::smallint[], $12::float8[], $13::text[]) \
@@ -118,8 +118,31 @@ const UPSERT_RECORDS: &str = "INSERT INTO feed_records AS r (feed_id, indicator_
          updated_at = excluded.updated_at \
      RETURNING indicator_id, feed_id, id";
 
-fn json_list<T: serde::Serialize>(v: &[T]) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+/// A PostgreSQL array literal of text: every element double-quoted, `"` and `\` escaped.
+fn text_array_literal(v: &[String]) -> String {
+    let mut out = String::with_capacity(2 + v.iter().map(|t| t.len() + 3).sum::<usize>());
+    out.push('{');
+    for (i, t) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in t.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// A PostgreSQL array literal of integers.
+fn int_array_literal(v: &[i32]) -> String {
+    let items: Vec<String> = v.iter().map(i32::to_string).collect();
+    format!("{{{}}}", items.join(","))
 }
 
 const LOG_COLUMNS: usize = 18;
@@ -248,8 +271,8 @@ impl PostgresStore {
             let rfeeds: Vec<i64> = round.iter().map(|&i| items[i].s.feed_id).collect();
             let rinds: Vec<i64> = round.iter().map(|&i| indicator_of[i]).collect();
             let received: Vec<Timestamp> = round.iter().map(|&i| items[i].s.received_at).collect();
-            let tags: Vec<String> = round.iter().map(|&i| json_list(&items[i].s.tags)).collect();
-            let ports: Vec<String> = round.iter().map(|&i| json_list(&items[i].ports)).collect();
+            let tags: Vec<String> = round.iter().map(|&i| text_array_literal(&items[i].s.tags)).collect();
+            let ports: Vec<String> = round.iter().map(|&i| int_array_literal(&items[i].ports)).collect();
             let protocols: Vec<Option<&str>> = round.iter().map(|&i| items[i].s.protocol.as_deref()).collect();
             let descriptions: Vec<Option<&str>> = round.iter().map(|&i| items[i].s.description.as_deref()).collect();
             let tlps: Vec<i16> = round.iter().map(|&i| tlp_rank(items[i].s.tlp)).collect();
