@@ -3,8 +3,14 @@
 //!
 //! ```text
 //! cargo run --release -p apiary-store --example bench_scale -- [--events N] [--batch N]
-//!     [--store URL]...   (default: a temp sqlite: dir and postgres://postgres@127.0.0.1:5432/test)
+//!     [--store URL]... [--keep]
+//!     (default stores: a temp sqlite: dir and postgres://postgres@127.0.0.1:5432/test)
 //! ```
+//!
+//! `--keep` leaves the stores behind and prints `keep: URL` for each (the feed is
+//! `bench/honeypot`), so `scripts/bench-scale-out.sh` can time `apiary export --store URL` on
+//! them; it removes them afterwards. The size column is the sightings log on disk: the
+//! PostgreSQL partitions with their indexes, or the SQLite data directory (everything).
 //!
 //! A `postgres://` store runs in a fresh schema of its own (`apiary_bench_<random>`, dropped
 //! afterwards). Phases per store: bulk ingest of N sightings of N/10 addresses (a honeypot
@@ -51,6 +57,22 @@ fn sighting(feed: &Feed, user: &User, value: String, i: u64, keyed: bool) -> New
     }
 }
 
+/// Bytes on disk: the sightings partitions with their indexes (PostgreSQL), or every file of
+/// the data directory (SQLite, which keeps everything in one database).
+async fn size_on_disk(pg: Option<&(String, String)>, dir: Option<&std::path::Path>) -> u64 {
+    if let Some((url, schema)) = pg {
+        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        let sql = format!(
+            "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i \
+             WHERE i.inhparent = '{schema}.sightings'::regclass"
+        );
+        return c.query_one(&sql, &[]).await.expect("partition sizes").get::<_, i64>(0) as u64;
+    }
+    let Some(dir) = dir else { return 0 };
+    std::fs::read_dir(dir).map(|it| it.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
 async fn open(url: &str) -> (Arc<dyn Store>, Option<(String, String)>, Option<tempfile::TempDir>) {
     if url.starts_with("postgres") {
         let schema = format!("apiary_bench_{:08x}", rand::random::<u32>());
@@ -87,6 +109,7 @@ async fn main() {
     let mut events = 100_000usize;
     let mut batch = 1_000usize;
     let mut stores: Vec<String> = Vec::new();
+    let mut keep = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -94,6 +117,7 @@ async fn main() {
             "--events" => events = value().parse().expect("--events N"),
             "--batch" => batch = value().parse().expect("--batch N"),
             "--store" => stores.push(value()),
+            "--keep" => keep = true,
             other => panic!("unknown argument {other}; see the doc comment of bench_scale.rs"),
         }
     }
@@ -102,8 +126,11 @@ async fn main() {
     }
     println!("{events} sightings per phase, batches of {batch}; load average {}",
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "));
-    println!("| store | ingest, repeats + keys (sightings/s) | ingest, distinct (sightings/s) | read every record ({} records, s) |", events / 10 + events);
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| store | ingest, repeats + keys (sightings/s) | ingest, distinct (sightings/s) | read every record ({} records, s) | sightings on disk (bytes/sighting) |",
+        events / 10 + events
+    );
+    println!("|---|---:|---:|---:|---:|");
     for url in &stores {
         let (store, pg, _tmp) = open(url).await;
         let user = store.create_user("bench", false).await.expect("user");
@@ -124,8 +151,21 @@ async fn main() {
         }
         let secs = started.elapsed().as_secs_f64();
         let label = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
-        println!("| {label} | {repeats:.0} | {fresh:.0} | {secs:.2} ({read} records) |");
+        let bytes = size_on_disk(pg.as_ref(), _tmp.as_ref().map(|t| t.path())).await;
+        let per = bytes as f64 / (2 * events) as f64;
+        println!("| {label} | {repeats:.0} | {fresh:.0} | {secs:.2} ({read} records) | {per:.0} |");
         drop(store);
+        if keep {
+            match (&pg, _tmp) {
+                (Some((url, schema)), _) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    println!("keep: {url}{sep}schema={schema}");
+                }
+                (None, Some(tmp)) => println!("keep: sqlite:{}", tmp.keep().display()),
+                (None, None) => println!("keep: {url}"),
+            }
+            continue;
+        }
         if let Some((url, schema)) = pg {
             let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
