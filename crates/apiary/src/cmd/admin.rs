@@ -29,11 +29,6 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// A data directory given by path.
-    pub fn from_dir(dir: PathBuf) -> DataDir {
-        DataDir { dir: Some(dir), ..DataDir::default() }
-    }
-
     /// The store these flags, the environment and the config file name.
     pub fn url(&self) -> anyhow::Result<super::store_url::StoreUrl> {
         super::store_url::resolve(self.store.as_deref(), self.dir.as_deref(), self.config.as_deref())

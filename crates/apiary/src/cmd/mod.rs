@@ -131,10 +131,29 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, like `{:#}`, but without repeating a cause whose text is
+/// already in the message before it (reqwest and our own errors often quote their source).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// `1 sensor`, `2 sensors`: a count with its noun in the right number.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Text from a file, a feed or a hub made safe for a terminal: control characters (ESC, BEL, NUL,
@@ -149,7 +168,33 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::terminal_safe;
+    use super::{error_chain, terminal_safe};
+
+    #[derive(Debug)]
+    struct Quoting(&'static str, Option<Box<Quoting>>);
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_drops_causes_the_message_already_quotes() {
+        let inner = Quoting("client error (Connect)", Some(Box::new(Quoting("Connection refused (os error 111)", None))));
+        let reqwest_like = Quoting("error sending request for url (http://127.0.0.1:9/)", Some(Box::new(inner)));
+        let e = anyhow::Error::new(reqwest_like).context("cannot reach the hub at http://127.0.0.1:9: error sending request for url (http://127.0.0.1:9/)");
+        assert_eq!(
+            error_chain(&e),
+            "cannot reach the hub at http://127.0.0.1:9: error sending request for url (http://127.0.0.1:9/): \
+             client error (Connect): Connection refused (os error 111)"
+        );
+        assert_eq!(error_chain(&anyhow::anyhow!("plain")), "plain");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -312,10 +312,12 @@ async fn first_start(store: &dyn Store, data: &super::store_url::StoreUrl) -> an
         .context("creating the first token")?;
     println!("First start: created user `admin`. Its token (read, write, admin) is shown only now:\n");
     println!("    {token}\n");
-    println!(
-        "Make another with: apiary token create --user admin --scopes read,write,admin --store {}",
-        data.label()
-    );
+    // The same flag the README and `apiary token --help` use: --data for a data directory.
+    let target = match data.sqlite_dir() {
+        Some(dir) => format!("--data {}", dir.display()),
+        None => format!("--store {}", data.label()),
+    };
+    println!("Make another with: apiary token create --user admin --scopes read,write,admin {target}");
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use super::admin::{runtime, split_feed, DataDir};
 use super::client::Hub;
 use super::import::{resolve_target, Target, Written};
-use super::terminal_safe;
+use super::{count, terminal_safe};
 use anyhow::{bail, Context};
 use apiary_core::sessions::SessionRecord;
 use apiary_server::api::sessions::{self as views, CampaignFilters, SessionFilters, Viewer};
@@ -138,8 +138,9 @@ pub fn run_attackers(a: AttackersArgs) -> anyhow::Result<ExitCode> {
         return print_json(&v);
     }
     println!(
-        "{} attacker(s) seen by {}+ sensors",
-        v["total"], a.min_sensors
+        "{} seen by {} or more sensors",
+        count(v["total"].as_u64().unwrap_or(0), "attacker", "attackers"),
+        a.min_sensors
     );
     for x in v["items"].as_array().into_iter().flatten() {
         let names: Vec<String> = x["sensor_names"]
@@ -226,8 +227,11 @@ where
     match resolve_target(&src.hub, &src.data, &src.store, &src.token)? {
         Target::Hub { url, token } => {
             let hub = Hub::new(&url, token)?;
-            hub.call(reqwest::Method::GET, path, None)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", hub.base()))
+            hub.call(reqwest::Method::GET, path, None).map_err(|e| match e {
+                // Names the hub already.
+                super::client::HubError::Transport { .. } => anyhow::Error::new(e),
+                _ => anyhow::Error::new(e).context(format!("the hub at {}", hub.base())),
+            })
         }
         Target::Data(url) => {
             let store = url.open()?;
@@ -325,15 +329,7 @@ pub fn run_sessions(a: SessionsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_sensors(v: &Value) {
-    println!(
-        "  seen by       {} sensor(s) in {} declared network(s){}",
-        v["sensors"],
-        v["networks"],
-        match v["undeclared_sensors"].as_u64() {
-            Some(n) if n > 0 => format!(" (+{n} sensor(s) without a declared network)"),
-            _ => String::new(),
-        }
-    );
+    println!("  seen by       {}", sensor_summary(v));
     for n in v["sensor_names"].as_array().into_iter().flatten() {
         println!(
             "    {} {}  {}",
@@ -341,6 +337,26 @@ fn print_sensors(v: &Value) {
             s(&n["sensor"]),
             s(&n["network"])
         );
+    }
+}
+
+/// `2 sensors (none in a declared network)`, `3 sensors in 2 declared networks`,
+/// `3 sensors: 2 in 1 declared network, 1 without a declared network`.
+fn sensor_summary(v: &Value) -> String {
+    let sensors = v["sensors"].as_u64().unwrap_or(0);
+    let networks = v["networks"].as_u64().unwrap_or(0);
+    let undeclared = v["undeclared_sensors"].as_u64().unwrap_or(0).min(sensors);
+    let declared = sensors - undeclared;
+    let all = count(sensors, "sensor", "sensors");
+    let nets = count(networks, "declared network", "declared networks");
+    if sensors == 0 {
+        "no sensor".into()
+    } else if declared == 0 {
+        format!("{all} (none in a declared network)")
+    } else if undeclared == 0 {
+        format!("{all} in {nets}")
+    } else {
+        format!("{all}: {declared} in {nets}, {undeclared} without a declared network")
     }
 }
 
@@ -357,10 +373,10 @@ pub fn run_attacker(a: AttackerArgs) -> anyhow::Result<ExitCode> {
     println!("  first seen    {}", time(&v["first_seen"]));
     println!("  last seen     {}", time(&v["last_seen"]));
     println!(
-        "  sessions      {} (deepest: {}, {} login(s))",
+        "  sessions      {} (deepest: {}, {})",
         v["sessions"],
         s(&v["deepest"]),
-        v["logins"]
+        count(v["logins"].as_u64().unwrap_or(0), "login", "logins")
     );
     print_sensors(&v);
     let list = |title: &str, items: Vec<String>| {
@@ -440,10 +456,10 @@ pub fn run_attacker(a: AttackerArgs) -> anyhow::Result<ExitCode> {
             .flatten()
             .map(|c| {
                 format!(
-                    "{}  {} shared with {} attacker(s)",
+                    "{}  {} shared with {}",
                     s(&c["id"]),
                     s(&c["kind"]),
-                    c["attackers"].as_u64().unwrap_or(1) - 1
+                    count(c["attackers"].as_u64().unwrap_or(1).saturating_sub(1), "other attacker", "other attackers")
                 )
             })
             .collect(),
