@@ -199,6 +199,7 @@ def test_taxii2_client_lists_collections_and_pages_through_one(world):
     big = titles[BIG]
     assert big.can_read and not big.can_write
     seen: list[str] = []
+    added: list[str] = []
     pages = 0
     for envelope in taxii_v21.as_pages(big.get_objects, per_request=PAGE):
         pages += 1
@@ -206,8 +207,10 @@ def test_taxii2_client_lists_collections_and_pages_through_one(world):
         for obj in objects:
             stix2.parse(obj, allow_custom=False)
         seen.extend(o["id"] for o in objects)
+        added.extend(o["modified"] for o in objects)  # an object's date added is its version
     assert pages >= 3, f"{BIG_COUNT} objects in pages of {PAGE} took {pages} page(s)"
     assert len(seen) == BIG_COUNT == len(set(seen)), "every object once"
+    assert added == sorted(added), "TAXII 2.1 pages run in ascending date added, across pages too"
     # Manifest pages too, and an object is found by id with its one version.
     manifest = list(taxii_v21.as_pages(big.get_manifest, per_request=PAGE))
     assert sum(len(m.get("objects", [])) for m in manifest) == BIG_COUNT

@@ -38,6 +38,20 @@ pub fn field(out: &mut dyn Write, s: &str) -> io::Result<()> {
     }
 }
 
+/// A list as one field, joined with `|` (quoted as a whole when an item needs it).
+fn list<'a>(out: &mut dyn Write, items: impl Iterator<Item = &'a str> + Clone) -> io::Result<()> {
+    if items.clone().any(|s| s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))) {
+        return field(out, &items.collect::<Vec<_>>().join("|"));
+    }
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.write_all(b"|")?;
+        }
+        out.write_all(s.as_bytes())?;
+    }
+    Ok(())
+}
+
 impl Format for Csv {
     fn accepts(&self, _: &Record) -> bool {
         true
@@ -48,32 +62,35 @@ impl Format for Csv {
         out.write_all(b"\r\n")
     }
 
+    /// One row, written field by field without building the fields first: a million rows are
+    /// a million fewer rounds of allocations (times, numbers and lists need no quoting).
     fn record(&mut self, r: &Record, out: &mut dyn Write) -> io::Result<()> {
-        let ports: Vec<String> = r.ports.iter().map(u16::to_string).collect();
-        let confidence = r.confidence.map(|c| c.to_string()).unwrap_or_default();
-        let fields: [&str; 14] = [
-            r.value,
-            r.itype.as_str(),
-            r.feed,
-            &format_time(r.firsttime),
-            &format_time(r.lasttime),
-            &format_time(r.reporttime),
-            &r.count.to_string(),
-            &r.tags.join("|"),
-            &ports.join("|"),
-            r.protocol.unwrap_or(""),
-            r.description.unwrap_or(""),
-            r.tlp,
-            &confidence,
-            if r.held { "true" } else { "false" },
-        ];
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            field(out, f)?;
+        field(out, r.value)?;
+        out.write_all(b",")?;
+        out.write_all(r.itype.as_str().as_bytes())?;
+        out.write_all(b",")?;
+        field(out, r.feed)?;
+        for t in [r.firsttime, r.lasttime, r.reporttime] {
+            out.write_all(b",")?;
+            out.write_all(format_time(t).as_bytes())?;
         }
-        out.write_all(b"\r\n")
+        write!(out, ",{},", r.count)?;
+        list(out, r.tags.iter().map(String::as_str))?;
+        out.write_all(b",")?;
+        for (i, p) in r.ports.iter().enumerate() {
+            write!(out, "{}{p}", if i > 0 { "|" } else { "" })?;
+        }
+        out.write_all(b",")?;
+        field(out, r.protocol.unwrap_or(""))?;
+        out.write_all(b",")?;
+        field(out, r.description.unwrap_or(""))?;
+        out.write_all(b",")?;
+        field(out, r.tlp)?;
+        out.write_all(b",")?;
+        if let Some(c) = r.confidence {
+            write!(out, "{c}")?;
+        }
+        out.write_all(if r.held { b",true\r\n" } else { b",false\r\n" })
     }
 
     fn footer(&mut self, _: &mut dyn Write) -> io::Result<()> {

@@ -153,12 +153,12 @@ impl<'a> Policy<'a> {
         if reserved.is_some() {
             return Err(Skip::Reserved);
         }
-        let label = r.tlp.to_ascii_lowercase();
-        if label == "red" && !red_ok {
+        let label = r.tlp;
+        if label.eq_ignore_ascii_case("red") && !red_ok {
             return Err(Skip::Red);
         }
         if let Some(allowed) = &self.tlp {
-            let same = |a: &String| a.eq_ignore_ascii_case(&label) || (a == "white" && label == "clear");
+            let same = |a: &String| a.eq_ignore_ascii_case(label) || (a == "white" && label.eq_ignore_ascii_case("clear"));
             if !allowed.iter().any(same) {
                 return Err(Skip::Tlp);
             }
