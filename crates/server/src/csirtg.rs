@@ -170,7 +170,7 @@ async fn search(
     let ind = apiary_core::parse(q, None, &state.parse_options)
         .map_err(|r| ApiError::invalid(r.code.as_str(), r.message))?;
     let query = Query { value: Some(ind.value), reader: caller.reader(), limit: limit_param(&state, &p.limit)?, ..Query::default() };
-    let page = state.store.query(&query).await?;
+    let page = crate::access::query(&state, &caller, &query).await?;
     let base = state.base_url(&headers);
     let items: Vec<Value> = feeds_of(&state, &page.items).await?.iter().map(|(r, f)| indicator_view(r, f, &base, &state.config.asn.get())).collect();
     Ok(Json(Value::Array(items)))
@@ -189,8 +189,8 @@ async fn predict(
     if ind.reserved.is_some() {
         return Ok(Json(json!({"score": 0})));
     }
-    let query = Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 1, ..Query::default() };
-    let known = !state.store.query(&query).await?.items.is_empty();
+    let query = Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 100, ..Query::default() };
+    let known = !crate::access::query(&state, &caller, &query).await?.items.is_empty();
     if !known {
         return Ok(Json(json!({"score": 0})));
     }
@@ -271,7 +271,7 @@ async fn feed_records(state: &AppState, caller: &Caller, feed: &Feed, p: &FeedPa
         limit: limit_param(state, &p.limit)?,
         ..Query::default()
     };
-    Ok(state.store.query(&query).await?.items)
+    Ok(crate::access::query(state, caller, &query).await?.items)
 }
 
 /// `GET|POST(null) /users/{u}/feeds/{f}?limit=&lasttime=`: the feed with its indicators.
@@ -435,6 +435,7 @@ async fn record_in_feed(
     let missing = || ApiError::not_found(format!("no indicator {id} in {user}/{name}"));
     let id: i64 = id.parse().map_err(|_| missing())?;
     let record = state.store.get_record(id).await?.filter(|r| r.feed_id == feed.id).ok_or_else(missing)?;
+    let record = crate::access::record(state, caller, record).await?.ok_or_else(missing)?;
     Ok((record, feed))
 }
 
@@ -457,7 +458,7 @@ async fn comments(
     Path((user, name, id)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (record, feed) = record_in_feed(&state, &caller, &user, &name, &id).await?;
-    let sightings = state.store.sightings_of(&record.indicator, Some(&[feed.id]), 1000).await?;
+    let sightings = crate::access::sightings_of(&state, &caller, &record.indicator, Some(&[feed.id]), 1000).await?;
     let comments: Vec<Value> = sightings
         .iter()
         .filter_map(|s| {

@@ -10,6 +10,7 @@
 //! errors → metrics → panic guard → authentication and rate limits ([`auth`], [`limits`]) →
 //! handler.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod compare;

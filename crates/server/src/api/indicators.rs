@@ -108,7 +108,7 @@ pub async fn query(
     QueryString(f): QueryString<Filters>,
 ) -> Result<Json<Value>, ApiError> {
     let q = build_query(&state, &caller, &f, None).await?;
-    let page = state.store.query(&q).await?;
+    let page = crate::access::query(&state, &caller, &q).await?;
     Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
 }
 
@@ -121,7 +121,7 @@ pub async fn feed_records(
 ) -> Result<Json<Value>, ApiError> {
     let feed = readable_feed(&state, &caller, &owner, &name).await?;
     let q = build_query(&state, &caller, &f, Some(&feed)).await?;
-    let page = state.store.query(&q).await?;
+    let page = crate::access::query(&state, &caller, &q).await?;
     Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
 }
 
@@ -138,12 +138,12 @@ pub async fn detail(
 ) -> Result<Json<Value>, ApiError> {
     let ind = normalise("value", &value, None, &state)?;
     let q = Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: state.config.max_limit, ..Query::default() };
-    let records = state.store.query(&q).await?.items;
+    let records = crate::access::query(&state, &caller, &q).await?.items;
     if records.is_empty() {
         return Err(ApiError::not_found(format!("{} is not in any feed you may read", ind.value)));
     }
     let feed_ids: Vec<i64> = records.iter().map(|r| r.feed_id).collect();
-    let sightings = state.store.sightings_of(&ind.value, Some(&feed_ids), DETAIL_SIGHTINGS).await?;
+    let sightings = crate::access::sightings_of(&state, &caller, &ind.value, Some(&feed_ids), DETAIL_SIGHTINGS).await?;
     let owners: BTreeSet<&str> = records.iter().filter_map(|r| r.feed.split('/').next()).collect();
     let net = state.config.asn.get();
     let summary = json!({

@@ -81,6 +81,6 @@ pub async fn records(
         return Ok(Json(json!({"items": [], "next": null})));
     }
     q.feed_ids = Some(ids);
-    let page = state.store.query(&q).await?;
+    let page = crate::access::query(&state, &caller, &q).await?;
     Ok(Json(json!({"items": page.items.iter().map(|r| views::record_in(&state.config.asn.get(), r)).collect::<Vec<_>>(), "next": page.next})))
 }

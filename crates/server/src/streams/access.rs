@@ -16,6 +16,8 @@ pub struct Access {
     pub caller: Caller,
     /// Readable feed ids → `owner/name`.
     readable: HashMap<i64, String>,
+    /// Readable feeds whose TLP:RED sightings the caller may see too ([`crate::access::red_visible`]).
+    red: HashSet<i64>,
     /// Feeds found unreadable since the last full refresh (not worth another read per event).
     refused: HashSet<i64>,
     read_at: Instant,
@@ -24,13 +26,14 @@ pub struct Access {
 impl Access {
     /// Resolve the caller's readable feeds now. `token` is kept to check it again later.
     pub async fn resolve(state: &AppState, caller: Caller, token: Option<String>) -> Result<Access, ApiError> {
-        let mut a = Access { token, caller, readable: HashMap::new(), refused: HashSet::new(), read_at: Instant::now() };
+        let mut a = Access { token, caller, readable: HashMap::new(), red: HashSet::new(), refused: HashSet::new(), read_at: Instant::now() };
         a.reload(state).await?;
         Ok(a)
     }
 
     async fn reload(&mut self, state: &AppState) -> Result<(), ApiError> {
         let feeds = readable_feeds(state, &self.caller, None).await?;
+        self.red = feeds.iter().filter(|f| crate::access::red_visible(&self.caller, f)).map(|f| f.id).collect();
         self.readable = feeds.into_iter().map(|f| (f.id, f.full_name())).collect();
         self.read_at = Instant::now();
         Ok(())
@@ -78,6 +81,12 @@ impl Access {
             self.refused.insert(feed_id);
         }
         false
+    }
+
+    /// Whether a readable feed's sighting labelled `tlp` may be sent (RED only to the feed's
+    /// owner and those it was shared with). Ask after [`Access::check`] or [`Access::allows`].
+    pub fn tlp_allows(&self, feed_id: i64, tlp: apiary_store::Tlp) -> bool {
+        tlp != apiary_store::Tlp::Red || self.red.contains(&feed_id)
     }
 
     pub fn readable_ids(&self) -> HashSet<i64> {

@@ -100,7 +100,8 @@ impl Session {
                 return Out::End("the hub is shutting down".into());
             }
             if let Some(ev) = &self.pending {
-                let allowed = self.access.allows(&self.state, ev.sighting.feed_id).await;
+                let allowed = self.access.allows(&self.state, ev.sighting.feed_id).await
+                    && self.access.tlp_allows(ev.sighting.feed_id, ev.sighting.tlp);
                 let ev = self.pending.take().expect("pending checked above");
                 if allowed && self.filter.matches(&ev.sighting) {
                     return Out::Event(ev);
@@ -159,7 +160,8 @@ impl Session {
     fn take(&mut self, item: FollowItem) -> Option<Out> {
         match item {
             FollowItem::Event(ev) => match self.access.check(ev.sighting.feed_id) {
-                Some(true) => self.filter.matches(&ev.sighting).then_some(Out::Event(ev)),
+                Some(true) => (self.access.tlp_allows(ev.sighting.feed_id, ev.sighting.tlp) && self.filter.matches(&ev.sighting))
+                    .then_some(Out::Event(ev)),
                 Some(false) => None,
                 None => {
                     self.pending = Some(ev);

@@ -114,7 +114,7 @@ async fn score(State(state): State<AppState>, caller: Caller, Path(value): Path<
     let ind = normalise(&state, &value)?;
     // Only values the caller may see in some feed: a score must not reveal a private feed's entry.
     let visible = caller.is_admin()
-        || !state.store.query(&Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 1, ..Query::default() }).await?.items.is_empty();
+        || !crate::access::query(&state, &caller, &Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 100, ..Query::default() }).await?.items.is_empty();
     if !visible {
         return Err(ApiError::not_found(format!("{} is not in any feed you may read", ind.value)));
     }

@@ -81,9 +81,9 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx) -> Response {
     let mut rows = String::new();
     for tag in ["login", "bruteforce"] {
         let q = Query { tags: vec![tag.into()], reader: ctx.caller.reader(), limit: LIST, ..Query::default() };
-        let page = match state.store.query(&q).await {
+        let page = match crate::access::query(&state, &ctx.caller, &q).await {
             Ok(p) => p,
-            Err(e) => return ctx.api_error(e.into()),
+            Err(e) => return ctx.api_error(e),
         };
         for r in page.items.iter().filter(|r| matches!(r.itype, IType::Ipv4 | IType::Ipv6)) {
             let _ = write!(

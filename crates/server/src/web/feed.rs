@@ -90,7 +90,7 @@ pub async fn page(
     };
     f.limit = Some(PAGE.to_string());
     let records = match build_query(&state, &ctx.caller, &f, Some(&feed)).await {
-        Ok(q) => state.store.query(&q).await.map_err(crate::ApiError::from),
+        Ok(q) => crate::access::query(&state, &ctx.caller, &q).await,
         Err(e) => Err(e),
     };
     let (items, next, refused) = match records {

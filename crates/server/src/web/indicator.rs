@@ -62,9 +62,9 @@ pub async fn page(
         return redirect(&canonical);
     }
     let q = Query { value: Some(ind.value.clone()), reader: ctx.caller.reader(), limit: state.config.max_limit, ..Query::default() };
-    let records = match state.store.query(&q).await {
+    let records = match crate::access::query(&state, &ctx.caller, &q).await {
         Ok(p) => p.items,
-        Err(e) => return ctx.api_error(e.into()),
+        Err(e) => return ctx.api_error(e),
     };
     let mut b = String::new();
     let _ = write!(
@@ -79,9 +79,9 @@ pub async fn page(
         return ctx.page_status(StatusCode::NOT_FOUND, &ind.value, "", b);
     }
     let feed_ids: Vec<i64> = records.iter().map(|r| r.feed_id).collect();
-    let sightings = match state.store.sightings_of(&ind.value, Some(&feed_ids), SIGHTINGS).await {
+    let sightings = match crate::access::sightings_of(&state, &ctx.caller, &ind.value, Some(&feed_ids), SIGHTINGS).await {
         Ok(s) => s,
-        Err(e) => return ctx.api_error(e.into()),
+        Err(e) => return ctx.api_error(e),
     };
     score(&mut b, &state, &ctx, &ind).await;
     summary(&mut b, &records, &sightings);
