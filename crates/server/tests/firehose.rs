@@ -321,7 +321,7 @@ async fn actioncable_firehose_speaks_the_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_sightings_never_reach_a_token_that_cannot_read_them() {
     let h = hub().await;
-    let bob = h.token("bob", "read").await;
+    let bob = h.token("bob", "read,write").await;
     let carol = h.token("carol", "read").await;
     h.store.grant_feed_access("alice", "secret", "carol").await.unwrap();
 
@@ -537,7 +537,7 @@ async fn a_stalled_consumer_slows_neither_ingestion_nor_others() {
 async fn subscriptions_feed_and_stream_their_union() {
     let h = hub().await;
     h.store.create_feed(NewFeed { owner: "alice".into(), name: "other".into(), ..Default::default() }).await.unwrap();
-    let bob = h.token("bob", "read").await;
+    let bob = h.token("bob", "read,write").await;
     for feed in ["alice/pots", "alice/other"] {
         let r = h.http.post(format!("{}/api/v1/subscriptions", h.base)).bearer_auth(&bob).json(&json!({"feed": feed})).send().await.unwrap();
         assert_eq!(r.status(), 201);

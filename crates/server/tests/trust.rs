@@ -228,6 +228,8 @@ async fn tiers_and_feedback_are_checked() {
     let (status, _) = json(hub.req(Method::PUT, "/api/v1/sources/bob/nope/tier", Some(&hub.admin)).json(&json!({"tier": "seed"})).send().await.unwrap()).await;
     assert_eq!(status, 404);
     // False positives: a token is needed, the value is parsed, the rate is limited.
+    let (status, _) = json(hub.req(Method::POST, "/api/v1/feeds/bob/list/indicators", Some(&bob)).json(&json!([{"indicator": "45.155.205.99"}])).send().await.unwrap()).await;
+    assert_eq!(status, 201);
     let fp = json!({"value": "45.155.205.99", "reason": "ours"});
     let (status, _) = json(hub.req(Method::POST, "/api/v1/false-positives", None).json(&fp).send().await.unwrap()).await;
     assert_eq!(status, 401);

@@ -26,6 +26,12 @@ fn reading_caller(caller: &Caller) -> Result<&apiary_store::Principal, ApiError>
     Ok(p)
 }
 
+/// A token that may read and change state (`write`): subscribing and unsubscribing.
+fn changing_caller(caller: &Caller) -> Result<&apiary_store::Principal, ApiError> {
+    reading_caller(caller)?;
+    caller.require_write()
+}
+
 /// `GET /api/v1/subscriptions`: the caller's subscribed feeds it may still read.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     reading_caller(&caller)?;
@@ -42,7 +48,7 @@ struct SubscribeBody {
 
 /// `POST /api/v1/subscriptions` `{"feed": "owner/name"}`: follow a feed the caller may read.
 pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let p = reading_caller(&caller)?.clone();
+    let p = changing_caller(&caller)?.clone();
     let body: SubscribeBody = parse_json(&body)?;
     let (owner, name) = body
         .feed
@@ -60,7 +66,7 @@ pub async fn remove(
     caller: Caller,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let p = reading_caller(&caller)?;
+    let p = changing_caller(&caller)?;
     state.store.unsubscribe_feed(&p.user, &owner, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,6 +39,12 @@ fn reading_caller(caller: &Caller) -> Result<&apiary_store::Principal, ApiError>
     Ok(p)
 }
 
+/// A token that may read and change state (`write`): making, deleting and resuming webhooks.
+fn changing_caller(caller: &Caller) -> Result<&apiary_store::Principal, ApiError> {
+    reading_caller(caller)?;
+    caller.require_write()
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub struct ListParams {
     /// Admins: every user's webhooks.
@@ -67,7 +73,7 @@ struct NewWebhookBody {
 
 /// `POST /api/v1/webhooks` `{"url": ..., "filter": {...}, "secret": ..., "after": seq}`
 pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let p = reading_caller(&caller)?.clone();
+    let p = changing_caller(&caller)?.clone();
     let body: NewWebhookBody = parse_json(&body)?;
     let params = body.filter.unwrap_or_default();
     let filter = StreamFilter::parse(&params, &state)?;
@@ -113,6 +119,7 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 /// `DELETE /api/v1/webhooks/{id}`
 pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     owned(&state, &caller, id).await?;
+    changing_caller(&caller)?;
     state.store.delete_webhook(id).await?;
     state.streams.webhooks_changed.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -121,6 +128,7 @@ pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Pat
 /// `POST /api/v1/webhooks/{id}/resume`: deliver again from the stored cursor.
 pub async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     owned(&state, &caller, id).await?;
+    changing_caller(&caller)?;
     let hook = state.store.resume_webhook(id).await?;
     state.streams.webhooks_changed.notify_one();
     Ok(Json(view(&hook)))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use apiary_core::trust::score::{ScoreParams, ScoreTier};
 use apiary_core::trust::Tier;
 use apiary_core::{parse, IType};
-use apiary_store::{Feedback, FeedbackKind, IndicatorScore, NewFeedback, Query, Source};
+use apiary_store::{Feedback, FeedbackKind, IndicatorScore, NewFeedback, Query, Reader, Source};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -184,15 +184,17 @@ async fn set_tier(State(state): State<AppState>, caller: Caller, Path((owner, na
     if b.tier.is_none() && b.asn.is_none() {
         return Err(ApiError::invalid("missing_field", "send `tier` (seed, established, probation, quarantined) and/or `asn`"));
     }
+    // Everything is checked before anything is written: a bad tier must not leave a new ASN.
+    let tier = b.tier.as_deref().map(parse_tier).transpose()?;
+    if b.asn.is_some_and(|asn| asn.is_some_and(|a| !(0..=u32::MAX as i64).contains(&a))) {
+        return Err(ApiError::invalid("invalid_asn", "`asn`: a number from 0 to 4294967295, or null"));
+    }
     let mut s = None;
     if let Some(asn) = b.asn {
-        if asn.is_some_and(|a| !(0..=u32::MAX as i64).contains(&a)) {
-            return Err(ApiError::invalid("invalid_asn", "`asn`: a number from 0 to 4294967295, or null"));
-        }
         s = Some(state.store.set_source_asn(&owner, &name, asn).await?);
     }
-    if let Some(t) = &b.tier {
-        s = Some(state.store.set_source_tier(&owner, &name, parse_tier(t)?).await?);
+    if let Some(t) = tier {
+        s = Some(state.store.set_source_tier(&owner, &name, t).await?);
     }
     let s = s.expect("one of tier and asn was given");
     Ok(Json(source_view(&s, true)))
@@ -260,8 +262,13 @@ fn feedback_body(state: &AppState, body: &[u8]) -> Result<(apiary_core::Indicato
 
 /// `POST /api/v1/false-positives` (any user with a token).
 async fn false_positive(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let p = caller.principal()?;
+    let p = caller.require_write()?;
     let (ind, reason) = feedback_body(&state, &body)?;
+    // A report on a value the reporter cannot see anywhere would reveal that it exists.
+    let q = Query { value: Some(ind.value.clone()), reader: caller.reader(), limit: 100, ..Query::default() };
+    if crate::access::query(&state, &caller, &q).await?.items.is_empty() {
+        return Err(ApiError::not_found(format!("{} is not in any feed you may read", ind.value)));
+    }
     fp_allowed(p.user_id)?;
     let f = state
         .store
@@ -280,6 +287,11 @@ async fn retract(
     let feed = writable_feed(&state, &caller, &owner, &name).await?;
     let p = caller.principal()?;
     let (ind, reason) = feedback_body(&state, &body)?;
+    // Only a value the feed listed can be retracted (RED included: the writer may see it).
+    let listed = Query { value: Some(ind.value.clone()), feed_ids: Some(vec![feed.id]), reader: Some(Reader { user_id: feed.owner_id, admin: true }), limit: 1, ..Query::default() };
+    if state.store.query(&listed).await?.items.is_empty() {
+        return Err(ApiError::not_found(format!("{} is not in {owner}/{name}", ind.value)));
+    }
     let f = state
         .store
         .add_feedback(NewFeedback { kind: FeedbackKind::Retraction, indicator: ind.value, itype: ind.itype, feed_id: Some(feed.id), user_id: p.user_id, reason })
