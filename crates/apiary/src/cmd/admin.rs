@@ -72,7 +72,10 @@ pub struct UserArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
-    /// Create a user.
+    /// Create a user (it has no token until `apiary token create`).
+    #[command(after_help = "Examples:
+  apiary user add alice --data ./apiary-data
+  apiary user add ops --admin --store postgres://apiary@db.internal/apiary")]
     Add {
         /// The user name (also the owner part of its feeds' names, `NAME/feed`).
         name: String,
@@ -80,7 +83,10 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// List users.
+    /// List users: id, name, admin, created.
+    #[command(after_help = "Examples:
+  apiary user list --data ./apiary-data
+  apiary user list --json | jq -r .name")]
     List {
         /// One JSON object per line instead of a table.
         #[arg(long)]
@@ -143,12 +149,19 @@ pub struct TokenArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Create a token for a user and print it (once).
+    /// Create a token for a user and print it (once, on the last line).
+    #[command(after_help = "Examples:
+  apiary token create --user alice --scopes read,write --data ./apiary-data
+  apiary token create --user alice --scopes read --expires 30d --label grafana
+  TOKEN=$(apiary token create --user alice --scopes read,write | tail -n 1)
+
+The hub keeps only the token's hash: it cannot be shown again (make a new one, revoke the old).")]
     Create {
         /// The user the token acts as.
         #[arg(long)]
         user: String,
-        /// Comma-separated scopes: read, write, admin.
+        /// Comma-separated scopes: read (search, export, stream), write (publish to the user's
+        /// feeds), admin (every feed and account).
         #[arg(long, default_value = "read")]
         scopes: String,
         /// When the token stops working: an RFC 3339 time, or a duration from now such as
@@ -159,15 +172,23 @@ pub enum TokenCommand {
         #[arg(long)]
         label: Option<String>,
     },
-    /// List a user's tokens (never their secrets).
+    /// List a user's tokens: id, scopes, created, expires, state, label (never their secrets).
+    #[command(after_help = "Examples:
+  apiary token list --user alice --data ./apiary-data
+  apiary token list --user alice --json")]
     List {
+        /// The user whose tokens to list.
         #[arg(long)]
         user: String,
+        /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by its id (from `token list`).
+    /// Revoke a token by its id (from `token list`); it stops working at once.
+    #[command(after_help = "Example:
+  apiary token revoke --user alice 3 --data ./apiary-data")]
     Revoke {
+        /// The user the token belongs to.
         #[arg(long)]
         user: String,
         /// The token id.
@@ -302,10 +323,17 @@ pub struct FeedArgs {
 #[derive(Subcommand, Debug)]
 pub enum FeedCommand {
     /// Create a feed owned by an existing user.
+    #[command(after_help = "Examples:
+  apiary feed create alice/honeypot --data ./apiary-data
+  apiary feed create alice/ssh-scanners --description \"SSH brute force seen by our honeypots\" --license-name CC-BY-4.0
+  apiary feed create alice/internal --private
+
+A new feed of a non-admin starts on probation as a source; an admin's as a seed (apiary source --help).")]
     Create {
-        /// `USER/FEED`
+        /// `USER/FEED`: the owner (an existing user) and the feed's name.
         #[arg(value_name = "USER/FEED")]
         feed: String,
+        /// What the feed holds and where it comes from (shown in listings, exports and the web pages).
         #[arg(long)]
         description: Option<String>,
         /// Only the owner, admins and users granted access may read it.
@@ -314,14 +342,19 @@ pub enum FeedCommand {
         /// Licence name, e.g. `CC-BY-4.0`.
         #[arg(long)]
         license_name: Option<String>,
+        /// Licence URL, e.g. `https://creativecommons.org/licenses/by/4.0/`.
         #[arg(long)]
         license_url: Option<String>,
     },
-    /// List feeds.
+    /// List feeds: id, name, visibility, description.
+    #[command(after_help = "Examples:
+  apiary feed list --data ./apiary-data
+  apiary feed list --owner alice --json")]
     List {
         /// Only this user's feeds.
         #[arg(long)]
         owner: Option<String>,
+        /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -170,13 +170,16 @@ fn enc(s: &str) -> String {
 #[derive(Args, Debug)]
 #[command(
     after_help = concat!("Publish indicators to a feed on a hub (POST /api/v1/feeds/USER/FEED/indicators).\n\n\
-Values are normalised by the hub: `198.051.100.007`, `hxxp://a[.]example/x` and `[2001:db8::1]:22`\n\
+Values are normalised by the hub: `045.095.147.236`, `hxxp://a[.]example/x` and `[2001:db8::1]:22`\n\
 are understood. Values the hub refuses are listed with the reason; the others are stored.\n\
+Special-use values (private, documentation, ...) and values on an exclude allowlist are stored\n\
+but never scored or exported: a warning on stderr names them. A duplicate is an item whose\n\
+idempotency key the feed already holds: it is not stored again.\n\
 Exit status: 0 when every value was accepted, 1 when some were rejected, 2 when the hub could\n\
 not be reached or refused the request.\n\n",
         "Examples:
   export APIARY_HUB=http://127.0.0.1:8080 APIARY_TOKEN=...
-  apiary publish alice/ssh-scanners 198.51.100.7 203.0.113.0/24 --tags scanner,ssh
+  apiary publish alice/ssh-scanners 185.222.209.108 45.95.147.0/24 --tags scanner,ssh
   apiary publish alice/phish --file urls.txt --tags phishing --description \"reported by users\"
   grep -v '^#' blocklist.txt | apiary publish alice/blocklist --file - --json")
 )]
@@ -194,6 +197,7 @@ pub struct PublishArgs {
     /// Comma-separated tags for every value.
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
+    /// A note kept with every value's sighting (why it is listed).
     #[arg(long)]
     pub description: Option<String>,
     /// TLP label: clear, green, amber, red.
@@ -238,6 +242,7 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
     let tags: Vec<&str> = a.tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
     let (mut accepted, mut duplicates) = (0u64, 0u64);
     let mut rejected = Vec::new();
+    let mut never_served = NeverServed::default();
     let stdout = std::io::stdout();
     for (n, chunk) in values.chunks(PUBLISH_BATCH).enumerate() {
         let mut body = Vec::with_capacity(chunk.len() * 64);
@@ -275,6 +280,7 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
             });
             writeln!(out, "{v}")?;
         }
+        never_served.check(&reply.items);
         accepted += reply.accepted;
         duplicates += reply.duplicates;
         rejected.extend(reply.rejected.into_iter().map(|mut r| {
@@ -283,7 +289,7 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     if !a.json {
-        println!("accepted {accepted} ({duplicates} already known), rejected {}", rejected.len());
+        println!("accepted {accepted}, {duplicates} duplicates (same key, not stored again), rejected {}", rejected.len());
         for r in &rejected {
             let input = r
                 .input
@@ -297,7 +303,47 @@ pub fn run_publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    never_served.warn();
     Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Published values the hub stores but never scores or exports: special-use values (private,
+/// documentation, ...) and values on a built-in `exclude` allowlist, judged the way the hub's
+/// trust job judges them (`standing_of`) from the normalised values in the publish reply. The
+/// hub's own `--allowlist` lists are not known here, so this can miss some, never over-warn.
+#[derive(Default)]
+struct NeverServed {
+    lists: Option<apiary_core::Allowlist>,
+    seen: std::collections::BTreeSet<String>,
+    found: Vec<(String, String)>,
+}
+
+impl NeverServed {
+    const SHOWN: usize = 20;
+
+    fn check(&mut self, items: &[Value]) {
+        let lists = self.lists.get_or_insert_with(apiary_core::Allowlist::builtin);
+        for item in items {
+            let Some(value) = item["indicator"].as_str() else { continue };
+            if !self.seen.insert(value.to_owned()) {
+                continue;
+            }
+            let Ok(ind) = apiary_core::parse(value, None, &apiary_core::ParseOptions::default()) else { continue };
+            let standing = apiary_server::trust::engine::standing_of(&ind.value, ind.itype, ind.reserved.map(|r| r.as_str()), lists);
+            if let apiary_core::trust::Standing::Excluded(why) = standing {
+                self.found.push((value.to_owned(), why));
+            }
+        }
+    }
+
+    fn warn(&self) {
+        for (value, why) in self.found.iter().take(Self::SHOWN) {
+            eprintln!("warning: {} is {why}: stored, but never scored or exported", super::terminal_safe(value));
+        }
+        if self.found.len() > Self::SHOWN {
+            eprintln!("warning: and {} more such values", self.found.len() - Self::SHOWN);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- search
@@ -311,10 +357,10 @@ record is printed per feed that holds the value, with native field names: indica
 feed, firsttime, lasttime, reporttime, count, tags, portlist, protocol, ... A CIDR finds the\n\
 addresses inside it with --within.\n\n",
         "Examples:
-  apiary search 198.51.100.7
-  apiary search 198.51.100.0/24 --within --limit 500
-  apiary search evil.example --json | jq -r .feed
-  APIARY_HUB=https://hub.example APIARY_TOKEN=... apiary search 198.51.100.7")
+  apiary search 185.222.209.108
+  apiary search 185.222.209.0/24 --within --limit 500
+  apiary search 'hxxp://malware-drop[.]net/x.sh' --json | jq -r .feed
+  APIARY_HUB=https://hub.example APIARY_TOKEN=... apiary search 185.222.209.108")
 )]
 pub struct SearchArgs {
     /// The value to look for.
@@ -376,8 +422,8 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{:<28} {:<40} {:<7} {:>6}  {:<20} {:<20} {:<24} PORTS",
-            "FEED", "INDICATOR", "ITYPE", "COUNT", "FIRSTTIME", "LASTTIME", "TAGS"
+            "{:<28} {:<40} {:<7} {:>6}  {:<20} {:<20} {:>10} {:<10} {:<24} PORTS",
+            "FEED", "INDICATOR", "ITYPE", "COUNT", "FIRSTTIME", "LASTTIME", "CONFIDENCE", "TIER", "TAGS"
         )?;
         for r in &records {
             let list = |v: &Value| {
@@ -388,13 +434,16 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
             let s = |k: &str| super::terminal_safe(r[k].as_str().unwrap_or("")).into_owned();
             writeln!(
                 out,
-                "{:<28} {:<40} {:<7} {:>6}  {:<20} {:<20} {:<24} {}",
+                "{:<28} {:<40} {:<7} {:>6}  {:<20} {:<20} {:>10} {:<10} {:<24} {}",
                 s("feed"),
                 s("indicator"),
                 s("itype"),
                 r["count"].as_i64().unwrap_or(0),
                 short_time(&s("firsttime")),
                 short_time(&s("lasttime")),
+                // The hub's score (docs/trust.md); "-" for a value it has not scored.
+                r["confidence"].as_f64().map_or("-".to_string(), |c| format!("{c:.0}")),
+                r["tier"].as_str().map_or("-".to_string(), |t| super::terminal_safe(t).into_owned()),
                 super::terminal_safe(&list(&r["tags"])),
                 super::terminal_safe(&list(&r["portlist"])),
             )?;
@@ -404,7 +453,7 @@ pub fn run_search(a: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `2017-11-04T13:09:47.519075Z` → `2017-11-04T13:09:47Z` for the table.
-fn short_time(t: &str) -> String {
+pub(super) fn short_time(t: &str) -> String {
     match (t.get(..19), t.len() > 20) {
         (Some(head), true) => format!("{head}Z"),
         _ => t.to_owned(),

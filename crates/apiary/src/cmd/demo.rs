@@ -47,6 +47,7 @@ pub struct DemoArgs {
     /// Load into this hub through its API instead (needs an admin's --token).
     #[arg(long, value_name = "URL")]
     pub hub: Option<String>,
+    /// An admin's API token, for --hub.
     #[arg(long, value_name = "TOKEN", env = "APIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The world's seed: the same seed, the same world.

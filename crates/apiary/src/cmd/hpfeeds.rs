@@ -15,6 +15,11 @@ use std::process::ExitCode;
 
 /// Manage the hpfeeds broker (`apiary serve --hpfeeds ADDR`).
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apiary hpfeeds ident add cowrie-fra1 --secret-file fra1.secret --publish cowrie.sessions --feed ops/honeypots
+  apiary hpfeeds ident list --data ./apiary-data
+
+docs/hpfeeds.md describes the broker and its channels.")]
 pub struct HpfeedsArgs {
     #[command(subcommand)]
     pub command: HpfeedsCommand,
@@ -47,6 +52,9 @@ pub struct IdentArgs {
 #[derive(Subcommand, Debug)]
 pub enum IdentCommand {
     /// Create an ident, or replace it (secret, channels and feed) if it exists.
+    #[command(after_help = "Examples:
+  apiary hpfeeds ident add cowrie-fra1 --secret-file fra1.secret --publish cowrie.sessions --feed ops/honeypots
+  apiary hpfeeds ident add mhn-consumer --subscribe apiary.sightings     # prints a random secret once")]
     Add {
         /// The ident (the hpfeeds user name; Cowrie's `identifier`).
         ident: String,
@@ -66,14 +74,19 @@ pub enum IdentCommand {
         #[arg(long, value_name = "USER/FEED")]
         feed: Option<String>,
     },
-    /// List idents (never their secrets).
+    /// List idents: name, channels, feed (never their secrets).
+    #[command(after_help = "Example:
+  apiary hpfeeds ident list --json --data ./apiary-data")]
     List {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Remove an ident (its open connections keep going until they close).
+    #[command(after_help = "Example:
+  apiary hpfeeds ident remove cowrie-fra1 --data ./apiary-data")]
     Remove {
+        /// The ident to remove.
         ident: String,
     },
 }

@@ -28,7 +28,20 @@ use std::process::ExitCode;
 /// with `apiary publish|search`, import honeypot logs with `apiary import cowrie`, and check how
 /// a value is understood with `apiary parse`.
 #[derive(Parser, Debug)]
-#[command(name = "apiary", version, about, long_about = None, propagate_version = true)]
+#[command(name = "apiary", version, about, long_about = None, propagate_version = true,
+    after_help = "Examples:
+  apiary serve                                   # a hub on 127.0.0.1:8080, data in ./apiary-data
+  apiary demo --data ./demo && apiary serve --data ./demo   # a realistic hub to explore
+  apiary user add alice && apiary token create --user alice --scopes read,write
+  apiary feed create alice/honeypot
+  apiary publish alice/honeypot 185.222.209.108 malware-drop.net --tags scanner
+  apiary search 185.222.209.108
+  apiary score 185.222.209.108                   # confidence, tier and why
+  apiary feed compare --data apiary-data         # what each feed adds
+  apiary export alice/honeypot --format nginx
+
+Client commands find the hub in APIARY_HUB and the token in APIARY_TOKEN; admin commands work
+on the data directory (--data DIR, APIARY_DATA). `apiary COMMAND --help` explains each command.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

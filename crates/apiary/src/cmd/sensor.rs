@@ -9,6 +9,12 @@ use std::sync::atomic::AtomicBool;
 
 /// Ship a honeypot's log to a hub, exactly once (`apiary sensor run`).
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apiary sensor run --config /etc/apiary/sensor.toml
+  apiary sensor run --log var/log/cowrie/cowrie.json --hub https://hub.example --token-file sensor.token \\
+      --feed ops/honeypots --spool /var/lib/apiary-sensor
+
+`apiary sensor run --help` lists every setting; docs/sensor.md explains the guarantees.")]
 pub struct SensorArgs {
     #[command(subcommand)]
     pub command: SensorCommand,
@@ -41,7 +47,7 @@ pub struct RunArgs {
     /// A TOML config file (see below); flags given too override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The honeypot's JSON log (Cowrie's cowrie.json).
+    /// The honeypot's JSON log (Cowrie's cowrie.json), or the config file's `log`.
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
     /// The hub's base URL.
@@ -59,13 +65,14 @@ pub struct RunArgs {
     /// This sensor's name, the source of its sightings (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub sensor: Option<String>,
-    /// Directory for the spool and the shipper's position (keep it across restarts).
+    /// Directory for the spool and the shipper's position (keep it across restarts); at most
+    /// spool_max_bytes on disk [default: 256 MiB].
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// Fields removed from every event before it leaves the sensor (repeat or comma-separate).
     #[arg(long, value_name = "FIELD", value_delimiter = ',')]
     pub drop: Vec<String>,
-    /// Events per request.
+    /// Events per request [default: 1000, or the config file's batch_events].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
     /// Ship what the log holds now (waiting for the hub if it is away), then exit.

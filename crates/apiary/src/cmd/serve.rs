@@ -23,6 +23,14 @@ use serde::Deserialize;
 /// CSIRTG_REMOTE=http://HOST:PORT/api; the native API is under /api/v1/ (see
 /// /api/v1/openapi.json).
 #[derive(Args, Debug, Default)]
+#[command(after_help = "Examples:
+  apiary serve
+  apiary serve --data /srv/apiary --listen 0.0.0.0:8080 --public-url https://hub.example
+  apiary serve --config /etc/apiary/apiary.toml --hpfeeds 0.0.0.0:10000 --asn-db ip2asn-combined.tsv.gz
+  apiary serve --store postgres://apiary@db/apiary --bus nats://127.0.0.1:4222   # one node of several
+
+Every setting is also an environment variable (APIARY_ + the flag's name) and a key of the
+--config file; docs/configuration.md lists them.")]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (keys as the long flag names, `_` for `-`).
     #[arg(long, env = "APIARY_CONFIG", value_name = "FILE")]

@@ -663,6 +663,9 @@ pub struct FeedSensorArgs {
 #[derive(Subcommand, Debug)]
 pub enum FeedSensorCommand {
     /// Register a sensor (or change its declared network).
+    #[command(after_help = "Examples:
+  apiary feed sensor add ops/honeypots pot-fra1 --asn 64500 --prefix 185.222.209.0/24 --data ./apiary-data
+  apiary feed sensor add ops/honeypots pot-ams2 --asn AS64501")]
     Add {
         #[arg(value_name = "USER/FEED")]
         feed: String,
@@ -675,14 +678,20 @@ pub enum FeedSensorCommand {
         #[arg(long, value_name = "CIDR")]
         prefix: Option<String>,
     },
-    /// List a feed's sensors, registered and seen in its sessions.
+    /// List a feed's sensors, registered and seen in its sessions: network, sessions, last seen.
+    #[command(after_help = "Examples:
+  apiary feed sensor list ops/honeypots --data ./apiary-data
+  apiary feed sensor list ops/honeypots --json")]
     List {
         #[arg(value_name = "USER/FEED")]
         feed: String,
+        /// Print the hub's JSON form (`GET /api/v1/feeds/USER/FEED/sensors`).
         #[arg(long)]
         json: bool,
     },
     /// Remove a registered sensor (its sessions stay).
+    #[command(after_help = "Example:
+  apiary feed sensor remove ops/honeypots pot-fra1 --data ./apiary-data")]
     Remove {
         #[arg(value_name = "USER/FEED")]
         feed: String,

@@ -24,7 +24,8 @@ pub struct SimulateArgs {
     #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.2,0.3")]
     pub shares: Vec<f64>,
 
-    /// Adversary types to run (copycat-concentrated, copycat-distributed, patient, patient-rotating).
+    /// Adversary types to run: copycat-concentrated, copycat-distributed, patient,
+    /// patient-rotating [default: all four].
     #[arg(long, value_delimiter = ',', value_parser = parse_adversary)]
     pub adversaries: Vec<Adversary>,
 
@@ -36,49 +37,49 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
 
-    /// Attacker addresses.
+    /// Attacker addresses [default: 30000; with --small 8000].
     #[arg(long)]
     pub attackers: Option<usize>,
-    /// Pareto shape of attacker activity.
+    /// Pareto shape of attacker activity [default: 1.1].
     #[arg(long)]
     pub pareto_shape: Option<f64>,
-    /// Share of attackers localized to one region.
+    /// Share of attackers localized to one region [default: 0.3].
     #[arg(long)]
     pub localized: Option<f64>,
-    /// Popular benign addresses.
+    /// Popular benign addresses [default: 4000; with --small 1000].
     #[arg(long)]
     pub popular: Option<usize>,
-    /// Share of non-allowlisted popular addresses inside hold-listed ranges.
+    /// Share of non-allowlisted popular addresses inside hold-listed ranges [default: 0.8].
     #[arg(long)]
     pub hold_coverage: Option<f64>,
-    /// Research scanners.
+    /// Research scanners [default: 300; with --small 60].
     #[arg(long)]
     pub research_scanners: Option<usize>,
-    /// Seed honeypots.
+    /// Seed honeypots [default: 10; with --small 6].
     #[arg(long)]
     pub seeds: Option<usize>,
-    /// Noisy public feeds.
+    /// Noisy public feeds [default: 20; with --small 8].
     #[arg(long)]
     pub noisy_feeds: Option<usize>,
-    /// Other sources (honest honeypots, some replaced by adversaries).
+    /// Other sources (honest honeypots, some replaced by adversaries) [default: 170; with --small 66].
     #[arg(long)]
     pub others: Option<usize>,
-    /// Benign targets each adversary family injects.
+    /// Benign targets each adversary family injects [default: 300; with --small 80].
     #[arg(long)]
     pub targets: Option<usize>,
-    /// Days patient Sybils behave before injecting.
+    /// Days patient Sybils behave before injecting [default: 45].
     #[arg(long)]
     pub patience_days: Option<f64>,
-    /// Warm-up days before the evaluation window.
+    /// Warm-up days before the evaluation window [default: 40].
     #[arg(long)]
     pub warmup_days: Option<f64>,
-    /// Days of the evaluation window.
+    /// Days of the evaluation window [default: 30].
     #[arg(long)]
     pub days: Option<f64>,
 }
 
 const LONG_HELP: &str = "\
-The world (defaults from ../shared/spec/trust-model.md): ~30,000 attackers with Pareto(1.1)
+The world (the defaults of the trust model, TRUST.md): ~30,000 attackers with Pareto(1.1)
 activity, 30% localized to one region; 4,000 popular benign addresses (half allowlisted, most of
 the rest in hold-listed ranges); 300 research scanners; 10 seed honeypots, 20 noisy public feeds
 (0-15% false positives, some copying), 170 other sources of which `share` of all sources are
@@ -92,7 +93,8 @@ from a mass scanner's first activity to BLOCK. null where undefined. See TRUST.m
 
 Examples:
   apiary simulate --seed 1
-  apiary simulate --small --json --shares 0,0.3";
+  apiary simulate --small --json --shares 0,0.3
+  apiary simulate --small --adversaries patient --attackers 20000 --pareto-shape 1.3 --localized 0.5";
 
 fn parse_adversary(s: &str) -> Result<Adversary, String> {
     Adversary::from_name(s).ok_or_else(|| format!("unknown adversary `{s}`"))

@@ -54,6 +54,12 @@ fn safe(s: &str) -> String {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Subscriptions are kept by the hub for your token's user; `apiary stream --subscriptions`
+and webhooks with `--subscriptions` follow them (docs/firehose.md).
+
+Examples:
+  apiary subscribe alice/honeypot --hub https://hub.example --token $TOKEN
+  apiary unsubscribe alice/honeypot")]
 pub struct SubscribeArgs {
     /// The feed, as OWNER/NAME.
     pub feed: String,
@@ -62,6 +68,9 @@ pub struct SubscribeArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apiary subscriptions --hub https://hub.example --token $TOKEN
+  apiary subscriptions --json")]
 pub struct SubscriptionsArgs {
     /// Print the hub's JSON.
     #[arg(long)]
@@ -154,6 +163,17 @@ impl FilterArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Reads GET /api/v1/stream (server-sent events). Without --after it starts at the newest
+sighting; with --after SEQ the hub replays its log from there, then continues live. A dropped
+connection is resumed after the last seq printed, so nothing is missed or printed twice.
+The table is tab-separated: SEQ, REPORTTIME (when the hub recorded it), FEED, ITYPE, INDICATOR,
+TAGS. Filters combine (all must match); see docs/firehose.md.
+
+Examples:
+  apiary stream --hub https://hub.example --token $TOKEN
+  apiary stream --feed alice/honeypot --itype ipv4,ipv6 --tags ssh
+  apiary stream --subscriptions --json | jq -r .indicator
+  apiary stream --network 185.222.209.0/24 --after 120000 --limit 50")]
 pub struct StreamArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -178,6 +198,10 @@ pub fn run_stream(a: StreamArgs) -> anyhow::Result<ExitCode> {
     let mut last = a.after;
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();
+    if !a.json {
+        writeln!(out, "SEQ\tREPORTTIME\tFEED\tITYPE\tINDICATOR\tTAGS")?;
+        out.flush()?;
+    }
     loop {
         let mut req = authed(http.get(&url).query(&a.filter.to_query()), &a.hub).header("Accept", "text/event-stream");
         if let Some(seq) = last {
@@ -208,8 +232,9 @@ pub fn run_stream(a: StreamArgs) -> anyhow::Result<ExitCode> {
                         } else {
                             writeln!(
                                 out,
-                                "{}\t{}\t{}\t{}\t{}",
+                                "{}\t{}\t{}\t{}\t{}\t{}",
                                 v["seq"],
+                                super::client::short_time(v["reporttime"].as_str().unwrap_or("-")),
                                 safe(v["feed"].as_str().unwrap_or("")),
                                 v["itype"].as_str().unwrap_or(""),
                                 safe(v["indicator"].as_str().unwrap_or("")),
@@ -245,6 +270,17 @@ pub fn run_stream(a: StreamArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "A webhook POSTs batches of sightings (JSON) to URL as they are recorded, signed with
+HMAC-SHA256 in X-Apiary-Signature (docs/firehose.md); it resumes from its cursor after a failure and is
+paused after repeated failures (`webhook resume`). Filters are those of `apiary stream`
+(docs/firehose.md).
+
+Examples:
+  apiary webhook create https://soc.example/hooks/apiary --feed alice/honeypot --itype ipv4
+  apiary webhook create https://soc.example/hooks/apiary --subscriptions --secret \"$(openssl rand -hex 16)\"
+  apiary webhook list
+  apiary webhook resume 3
+  apiary webhook delete 3")]
 pub struct WebhookArgs {
     #[command(subcommand)]
     pub command: WebhookCommand,
@@ -253,7 +289,11 @@ pub struct WebhookArgs {
 #[derive(Subcommand, Debug)]
 pub enum WebhookCommand {
     /// POST a filtered stream to URL (signed with HMAC-SHA256; the secret is printed once).
+    #[command(after_help = "Examples:
+  apiary webhook create https://soc.example/hooks/apiary --feed alice/honeypot --itype ipv4,ipv6
+  apiary webhook create https://soc.example/hooks/apiary --subscriptions --after 120000")]
     Create {
+        /// Where to POST the batches (http:// or https://).
         url: String,
         #[command(flatten)]
         filter: FilterArgs,
@@ -266,21 +306,31 @@ pub enum WebhookCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
-    /// My webhooks, with their state, cursor and last error.
+    /// My webhooks: id, state, failures, cursor, last update, URL, filter, last error.
+    #[command(after_help = "Examples:
+  apiary webhook list
+  apiary webhook list --json | jq '.items[] | select(.state == \"paused\")'")]
     List {
+        /// Print the hub's JSON (`GET /api/v1/webhooks`).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         hub: HubArgs,
     },
     /// Delete a webhook.
+    #[command(after_help = "Example:
+  apiary webhook delete 3")]
     Delete {
+        /// The webhook's id (from `webhook list`).
         id: i64,
         #[command(flatten)]
         hub: HubArgs,
     },
     /// Resume a paused webhook from its stored cursor.
+    #[command(after_help = "Example:
+  apiary webhook resume 3")]
     Resume {
+        /// The webhook's id (from `webhook list`).
         id: i64,
         #[command(flatten)]
         hub: HubArgs,
@@ -302,15 +352,18 @@ pub fn run_webhook(a: WebhookArgs) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{v}");
             } else {
+                println!("ID\tSTATE\tFAILURES\tCURSOR\tUPDATED\tURL\tFILTER\tLAST_ERROR");
                 for w in v["items"].as_array().into_iter().flatten() {
                     println!(
-                        "{}\t{}\t{}\tcursor {}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         w["id"],
                         w["state"].as_str().unwrap_or(""),
-                        safe(w["url"].as_str().unwrap_or("")),
+                        w["failures"],
                         w["cursor"],
-                        w["filter"],
-                        safe(w["last_error"].as_str().unwrap_or("")),
+                        super::client::short_time(w["updated_at"].as_str().unwrap_or("-")),
+                        safe(w["url"].as_str().unwrap_or("")),
+                        safe(&w["filter"].to_string()),
+                        safe(w["last_error"].as_str().unwrap_or("-")),
                     );
                 }
             }

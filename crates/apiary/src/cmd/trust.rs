@@ -67,8 +67,15 @@ pub struct SourceArgs {
 pub enum SourceCommand {
     /// Set a feed's tier (admin). seed, established and quarantined are pinned (the job keeps
     /// them); probation lets the feed earn its tier again.
+    #[command(after_help = "Examples:
+  apiary source tier ops/honeypots seed --data ./apiary-data
+  apiary source tier bob/list quarantined --hub https://hub.example --token $ADMIN_TOKEN
+  apiary source tier carol/pots probation --asn 64500 --json")]
     Tier(TierArgs),
-    /// List the sources with tier, reliability and leads.
+    /// List the sources: tier, reliability, leads, penalties, independence group.
+    #[command(after_help = "Examples:
+  apiary source list --data ./apiary-data
+  apiary source list --hub https://hub.example --token $TOKEN --json")]
     List(ListArgs),
 }
 
@@ -81,6 +88,7 @@ pub struct TierArgs {
     /// Also declare the ASN its sensors are in (sources on one ASN share an independence group).
     #[arg(long, value_name = "ASN")]
     pub asn: Option<u32>,
+    /// Print the source as JSON (the hub's `/api/v1/sources` form) instead of one line.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -168,11 +176,15 @@ together, holds (popular infrastructure), false-positive reports. Offline (--dat
 named; through a hub only admins see feed names, others see how many sources each group has.
 
 Examples:
-  apiary score 198.51.100.7 --data ./apiary-data
-  apiary score evil.example --json --hub https://hub.example --token $TOKEN")]
+  apiary score 185.222.209.108 --data ./apiary-data
+  apiary score malware-drop.net --json --hub https://hub.example --token $TOKEN
+
+Special-use values (private, documentation, ...) and values on an exclude allowlist are never
+scored: `apiary parse VALUE` shows why.")]
 pub struct ScoreArgs {
     /// The value (any form `apiary parse` understands).
     pub value: String,
+    /// Print the score as JSON (the hub's `/api/v1/scores/VALUE` form).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -257,7 +269,7 @@ or the owner of a seed or established source, refutes the sources that reported 
 reliability drops). Reports are rate-limited per user.
 
 Example:
-  apiary feedback false-positive 198.51.100.7 --reason \"our own mail relay\" --token $TOKEN")]
+  apiary feedback false-positive 185.222.209.108 --reason \"our own mail relay\" --token $TOKEN")]
 pub struct FeedbackArgs {
     #[command(subcommand)]
     pub command: FeedbackCommand,
@@ -266,15 +278,19 @@ pub struct FeedbackArgs {
 #[derive(Subcommand, Debug)]
 pub enum FeedbackCommand {
     /// Report VALUE as a false positive.
+    #[command(after_help = "Example:
+  apiary feedback false-positive 185.222.209.108 --reason \"our own mail relay\" --token $TOKEN")]
     FalsePositive(FalsePositiveArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct FalsePositiveArgs {
+    /// The value that is not malicious (any form `apiary parse` understands).
     pub value: String,
     /// Why (kept with the report).
     #[arg(long)]
     pub reason: String,
+    /// Print the hub's reply as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -300,14 +316,16 @@ feed, and its sightings in the feed no longer count for the score. A source whos
 often retracted loses reliability.
 
 Example:
-  apiary retract alice/ssh-scanners 198.51.100.7 --reason \"our own scanner\" --token $TOKEN")]
+  apiary retract alice/ssh-scanners 185.222.209.108 --reason \"our own scanner\" --token $TOKEN")]
 pub struct RetractArgs {
     /// The feed, USER/FEED.
     pub feed: String,
+    /// The value to take back.
     pub value: String,
     /// Why (kept with the retraction).
     #[arg(long)]
     pub reason: String,
+    /// Print the hub's reply as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
