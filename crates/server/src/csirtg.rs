@@ -382,10 +382,16 @@ async fn indicators_bulk(
 ) -> Result<Response, ApiError> {
     let feed = writable_feed(&state, &caller, &user, &name).await?;
     let principal = caller.principal()?;
-    let body: Value = parse_json(&body)?;
-    let Some(Value::Array(list)) = body.get("indicators").cloned() else {
+    // The list is read with the publish cap (413 past it), without building the rest.
+    #[derive(serde::Deserialize)]
+    struct Bulk {
+        indicators: Option<crate::api::publish::Capped>,
+    }
+    let body: Bulk = parse_json(&body)?;
+    let Some(list) = body.indicators else {
         return Err(ApiError::invalid("invalid_body", "expected {\"indicators\": [...]}"));
     };
+    let list = list.items()?;
     let intake = Intake {
         feed_id: feed.id,
         reporter_id: principal.user_id,

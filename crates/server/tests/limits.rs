@@ -192,3 +192,42 @@ async fn gzip_bodies_are_inflated_and_the_limit_counts_inflated_bytes() {
     let (status, body) = json(post(small.clone(), "br").send().await.unwrap()).await;
     assert_eq!((status, error_code(&body)), (415, "unsupported_media_type".to_string()), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_over_the_item_cap_are_413_naming_it() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "write").await;
+    hub.feed("alice", "f", Visibility::Public).await;
+    let cap = apiary_server::api::publish::MAX_ITEMS_PER_REQUEST;
+    // 200,000 tiny items (the tester's 2M, scaled): refused whole, nothing stored.
+    let huge = format!("[{}]", vec!["1"; 200_000].join(","));
+    let (status, body) = json(
+        hub.req(Method::POST, "/api/v1/feeds/alice/f/indicators", Some(&alice))
+            .header("Content-Type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (413, "too_many_items".to_string()));
+    assert!(body["error"]["message"].as_str().unwrap().contains(&cap.to_string()), "{body}");
+    let bulk = format!("{{\"indicators\":{huge}}}");
+    let (status, body) = json(
+        hub.req(Method::POST, "/api//users/alice/feeds/f/indicators_bulk", Some(&alice))
+            .header("Content-Type", "application/json")
+            .body(bulk)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (413, "too_many_items".to_string()));
+    assert_eq!(hub.store.stats().await.unwrap().sightings, 0);
+    // At the cap it is accepted, and the reply lists each item once.
+    let at_cap: Vec<_> = (0..cap).map(|i| json!(format!("10.{}.{}.1", i / 256, i % 256))).collect();
+    let resp = hub.req(Method::POST, "/api/v1/feeds/alice/f/indicators", Some(&alice)).json(&at_cap).send().await.unwrap();
+    let (status, body) = json(resp).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["accepted"].as_u64().unwrap() as usize + body["rejected"].as_array().unwrap().len(), cap);
+}

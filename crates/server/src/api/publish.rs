@@ -23,6 +23,65 @@ use crate::AppState;
 /// Sightings handed to the store per call (each call is one durable batch).
 const APPEND_CHUNK: usize = 10_000;
 
+/// Most indicators one publish may carry (native and CSIRTG bulk; more: 413, send smaller
+/// batches), as for events and sessions. It bounds the work, memory and reply of one request.
+pub const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+
+/// The 413 for a body of `n` items (`n` past the cap: "more than").
+pub fn too_many_items(n: Option<usize>) -> ApiError {
+    let held = n.map_or(format!("more than {MAX_ITEMS_PER_REQUEST}"), |n| n.to_string());
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_many_items",
+        format!("the body holds {held} indicators; send at most {MAX_ITEMS_PER_REQUEST} per request"),
+    )
+}
+
+/// A JSON array read with the item cap: elements past it are counted, not built
+/// ([`serde::de::IgnoredAny`]), so a huge array costs one pass and no memory.
+pub enum Capped {
+    Items(Vec<Value>),
+    TooMany(usize),
+}
+
+impl<'de> serde::Deserialize<'de> for Capped {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Capped;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of indicators")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Capped, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    if items.len() == MAX_ITEMS_PER_REQUEST {
+                        let mut n = items.len() + 1;
+                        drop(items);
+                        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                            n += 1;
+                        }
+                        return Ok(Capped::TooMany(n));
+                    }
+                    items.push(v);
+                }
+                Ok(Capped::Items(items))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
+impl Capped {
+    /// The items, or the 413 naming the cap.
+    pub fn items(self) -> Result<Vec<Value>, ApiError> {
+        match self {
+            Capped::Items(v) => Ok(v),
+            Capped::TooMany(n) => Err(too_many_items(Some(n))),
+        }
+    }
+}
+
 /// One item of a publish body, before the core has seen it.
 #[derive(Debug)]
 pub struct Item {
@@ -69,6 +128,10 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Item>, ApiError> {
     if items.is_empty() {
         return Err(ApiError::invalid("empty", "the body holds no indicators"));
     }
+    // Line forms stop reading one item past the cap.
+    if items.len() > MAX_ITEMS_PER_REQUEST {
+        return Err(too_many_items(None));
+    }
     Ok(items)
 }
 
@@ -84,7 +147,11 @@ fn from_json_value(v: Value) -> Result<Raw, ItemRejection> {
 }
 
 fn json_body(body: &[u8]) -> Result<Vec<Item>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    let v: Value = if body.trim_ascii_start().starts_with(b"[") {
+        Value::Array(serde_json::from_slice::<Capped>(body).map_err(ApiError::bad_json)?.items()?)
+    } else {
+        serde_json::from_slice(body).map_err(ApiError::bad_json)?
+    };
     Ok(match v {
         Value::Array(items) => items
             .into_iter()
@@ -103,6 +170,7 @@ fn lines(body: &[u8]) -> impl Iterator<Item = (usize, std::borrow::Cow<'_, str>)
 fn json_lines(body: &[u8]) -> Vec<Item> {
     lines(body)
         .filter(|(_, l)| !l.trim().is_empty())
+        .take(MAX_ITEMS_PER_REQUEST + 1)
         .enumerate()
         .map(|(index, (line, text))| Item {
             index,
@@ -117,6 +185,7 @@ fn json_lines(body: &[u8]) -> Vec<Item> {
 fn text_lines(body: &[u8]) -> Vec<Item> {
     lines(body)
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .take(MAX_ITEMS_PER_REQUEST + 1)
         .enumerate()
         .map(|(index, (line, text))| Item { index, line: Some(line), raw: Ok(Raw::Value(text.trim().to_string())) })
         .collect()
@@ -134,7 +203,7 @@ fn csv_rows(body: &[u8]) -> Result<Vec<Item>, ApiError> {
         return Err(ApiError::invalid("invalid_csv", "the CSV has no `indicator` column in its header"));
     }
     let mut items = Vec::new();
-    for (index, row) in reader.records().enumerate() {
+    for (index, row) in reader.records().take(MAX_ITEMS_PER_REQUEST + 1).enumerate() {
         let item = match row {
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
@@ -265,6 +334,24 @@ mod tests {
             Ok(Raw::Object(m)) => assert_eq!(m["tags"], "scanner,ssh"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn bodies_over_the_item_cap_are_413_in_every_form() {
+        let n = MAX_ITEMS_PER_REQUEST + 1;
+        let array = format!("[{}]", vec!["\"192.0.2.1\""; n].join(","));
+        let lines = "192.0.2.1\n".repeat(n);
+        let ndjson = "\"192.0.2.1\"\n".repeat(n);
+        let csv = format!("indicator\n{}", lines);
+        for (ct, body) in [("application/json", &array), ("text/plain", &lines), ("application/x-ndjson", &ndjson), ("text/csv", &csv)] {
+            let err = decode(ct, body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, &*err.code), (StatusCode::PAYLOAD_TOO_LARGE, "too_many_items"), "{ct}");
+            assert!(err.message.contains("10000"), "{}", err.message);
+        }
+        // The array's count is exact; at the cap it is accepted.
+        assert!(decode("application/json", array.as_bytes()).unwrap_err().message.contains(&n.to_string()));
+        let at_cap = format!("[{}]", vec!["\"192.0.2.1\""; MAX_ITEMS_PER_REQUEST].join(","));
+        assert_eq!(decode("application/json", at_cap.as_bytes()).unwrap().len(), MAX_ITEMS_PER_REQUEST);
     }
 
     #[test]
