@@ -186,11 +186,14 @@ pub struct Stix {
     identity: String,
     /// Which TLP markings the bundle's indicators used (appended at the end).
     used: [bool; 4],
+    /// One object's JSON: serde writes many small pieces, cheaper into a `Vec` than through
+    /// `dyn Write`.
+    buf: Vec<u8>,
 }
 
 impl Stix {
     pub fn boxed(meta: &Meta) -> Box<dyn Format> {
-        Box::new(Stix { meta: meta.clone(), identity: identity_id(&meta.producer), used: [false; 4] })
+        Box::new(Stix { meta: meta.clone(), identity: identity_id(&meta.producer), used: [false; 4], buf: Vec::with_capacity(1024) })
     }
 }
 
@@ -208,8 +211,10 @@ impl Format for Stix {
     fn record(&mut self, r: &Record, out: &mut dyn Write) -> io::Result<()> {
         let Some(obj) = IndicatorObject::of(r, &self.meta.source, &self.identity) else { return Ok(()) };
         self.used[tlp_index(r.tlp)] = true;
-        out.write_all(b",\n")?;
-        serde_json::to_writer(out, &obj).map_err(io::Error::from)
+        self.buf.clear();
+        self.buf.extend_from_slice(b",\n");
+        serde_json::to_writer(&mut self.buf, &obj).map_err(io::Error::from)?;
+        out.write_all(&self.buf)
     }
 
     fn footer(&mut self, out: &mut dyn Write) -> io::Result<()> {
