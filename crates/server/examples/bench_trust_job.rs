@@ -143,11 +143,15 @@ async fn main() -> anyhow::Result<()> {
     let r = job.step(&store).await?;
     let first = t.elapsed();
     println!(
-        "first step (replay the log, judge, group, score, explain, write): {} sightings, {} indicators rescored, {} scores written in {:.2} s",
+        "first step (replay the log, judge, group, score, explain, write): {} sightings, {} indicators rescored, {} scores written in {:.2} s \
+         (read, fold and judge {:.1} s; score and explain {:.1} s; write {:.1} s)",
         r.sightings,
         r.rescored,
         r.written,
-        first.as_secs_f64()
+        first.as_secs_f64(),
+        r.read.as_secs_f64(),
+        r.score.as_secs_f64(),
+        r.write.as_secs_f64()
     );
     let t = Instant::now();
     let r2 = job.step_full(&store).await?;

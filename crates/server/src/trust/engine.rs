@@ -118,12 +118,11 @@ fn secs(t: Timestamp) -> u32 {
 }
 
 /// A report waiting to be judged: a non-seed source's first sighting of an item, and when it
-/// arrived (12 bytes: there is one per item and reporting source).
+/// arrived (kept with the item: only items that changed need judging again).
 #[derive(Debug, Clone, Copy)]
-struct Pending {
-    source: u32,
-    item: u32,
-    arrived: u32,
+pub struct Pending {
+    pub source: u32,
+    pub arrived: u32,
 }
 
 /// Scratch space of [`Engine::score`], one per thread.
@@ -140,6 +139,8 @@ pub struct Item {
     pub itype: IType,
     pub standing: Standing,
     pub sightings: Vec<Folded>,
+    /// Its reports waiting to be judged.
+    pub pending: Vec<Pending>,
     /// Distinct users who reported it as a false positive.
     pub fp_users: Vec<i64>,
     pub first_seed: Option<Timestamp>,
@@ -181,9 +182,15 @@ pub struct Engine {
     co: CoReports,
     pub groups: Groups,
     pub scorer: Scorer,
-    pending: Vec<Pending>,
+    /// Items with reports to judge again (their sightings or feedback changed).
+    judge_queue: Vec<u32>,
+    /// Judge every item's reports at the next round (tiers or groups changed), and when that was
+    /// last done (expired reports go daily).
+    judge_all: bool,
+    last_judge_all: Timestamp,
     retracted: HashSet<(u32, u32)>,
-    dirty_flag: Vec<bool>,
+    /// Per item: bit 1 queued for rescoring (`dirty`), bit 2 queued for judging.
+    flags: Vec<u8>,
     dirty: Vec<u32>,
     /// Declared networks by feed id.
     declared: HashMap<u32, Declared>,
@@ -225,9 +232,11 @@ impl Engine {
             co,
             groups,
             scorer,
-            pending: Vec::new(),
+            judge_queue: Vec::new(),
+            judge_all: false,
+            last_judge_all: 0,
             retracted: HashSet::new(),
-            dirty_flag: Vec::new(),
+            flags: Vec::new(),
             dirty: Vec::new(),
             declared: HashMap::new(),
             vantage_names: vec![String::new()],
@@ -332,6 +341,7 @@ impl Engine {
             .collect();
         if changed {
             self.tiers_changed = true;
+            self.judge_all = true;
         }
         changed
     }
@@ -372,13 +382,14 @@ impl Engine {
             itype: s.itype,
             standing: standing_of(&s.indicator, s.itype, s.reserved.as_deref(), self.lists),
             sightings: Vec::new(),
+            pending: Vec::new(),
             fp_users: Vec::new(),
             first_seed: None,
             first_public: None,
             refuted: false,
             stored: None,
         });
-        self.dirty_flag.push(false);
+        self.flags.push(0);
         self.index.insert(s.indicator.as_str().into(), i);
         i
     }
@@ -388,10 +399,14 @@ impl Engine {
     }
 
     fn mark(&mut self, i: u32) {
-        if !self.dirty_flag[i as usize] {
-            self.dirty_flag[i as usize] = true;
+        let f = &mut self.flags[i as usize];
+        if *f & 1 == 0 {
             self.dirty.push(i);
         }
+        if *f & 2 == 0 {
+            self.judge_queue.push(i);
+        }
+        *f = 3;
     }
 
     /// Fold one sighting of the log in. Sightings of feeds the job does not know yet (created
@@ -438,7 +453,7 @@ impl Engine {
                 item.first_public = Some(arrived);
             }
             if !is_seed {
-                self.pending.push(Pending { source, item: i, arrived: secs(arrived) });
+                item.pending.push(Pending { source, arrived: secs(arrived) });
             }
         }
         self.mark(i);
@@ -584,41 +599,31 @@ impl Engine {
             }
             self.last_forget += days * DAY;
         }
-        let mut pending = std::mem::take(&mut self.pending);
+        // Only items that changed can have a report newly confirmed, unless tiers or groups
+        // changed (then every item), and expired reports are dropped once a day.
+        let queue = if self.judge_all || now - self.last_judge_all >= DAY {
+            self.judge_all = false;
+            self.last_judge_all = now;
+            for &i in &self.judge_queue {
+                self.flags[i as usize] &= !2;
+            }
+            self.judge_queue.clear();
+            (0..self.items.len() as u32).collect()
+        } else {
+            for &i in &self.judge_queue {
+                self.flags[i as usize] &= !2;
+            }
+            std::mem::take(&mut self.judge_queue)
+        };
         let mut outcomes = Vec::new();
-        pending.retain(|&Pending { source: s, item: i, arrived }| {
-            let t = i64::from(arrived);
-            let item = &self.items[i as usize];
-            if matches!(item.standing, Standing::Excluded(_)) {
-                outcomes.push((s, Outcome::Benign));
-                return false;
+        for i in queue {
+            if self.items[i as usize].pending.is_empty() {
+                continue;
             }
-            if item.refuted || self.retracted.contains(&(s, i)) {
-                return false;
-            }
-            let own = self.group_of(s);
-            let mut est: [u32; 2] = [u32::MAX; 2];
-            let mut n_est = 0;
-            for x in &item.sightings {
-                let g = self.group_of(x.source);
-                if g != own && !x.retracted && self.sources[x.source as usize].meta.tier == Tier::Established && !est[..n_est].contains(&g) {
-                    est[n_est] = g;
-                    n_est += 1;
-                    if n_est == 2 {
-                        break;
-                    }
-                }
-            }
-            let confirmed = item.first_seed.is_some() || n_est >= 2;
-            match reliability::judge(t, item.first_public, item.first_seed, confirmed) {
-                Some(o) => {
-                    outcomes.push((s, o));
-                    false
-                }
-                None => now - t < PENDING_FOR,
-            }
-        });
-        self.pending = pending;
+            let mut pending = std::mem::take(&mut self.items[i as usize].pending);
+            pending.retain(|&Pending { source: s, arrived }| self.judge_one(s, i, i64::from(arrived), now, &mut outcomes));
+            self.items[i as usize].pending = pending;
+        }
         for (s, o) in outcomes {
             self.apply(s, o, now);
         }
@@ -632,8 +637,43 @@ impl Engine {
         }
         if changed {
             self.tiers_changed = true;
+            self.judge_all = true;
         }
         changed
+    }
+
+    /// Judge source `s`'s report of item `i` (arrived at `t`): false when it is settled (its
+    /// outcome pushed, if any), true while it waits for confirmation.
+    fn judge_one(&self, s: u32, i: u32, t: Timestamp, now: Timestamp, outcomes: &mut Vec<(u32, Outcome)>) -> bool {
+        let item = &self.items[i as usize];
+        if matches!(item.standing, Standing::Excluded(_)) {
+            outcomes.push((s, Outcome::Benign));
+            return false;
+        }
+        if item.refuted || self.retracted.contains(&(s, i)) {
+            return false;
+        }
+        let own = self.group_of(s);
+        let mut est: [u32; 2] = [u32::MAX; 2];
+        let mut n_est = 0;
+        for x in &item.sightings {
+            let g = self.group_of(x.source);
+            if g != own && !x.retracted && self.sources[x.source as usize].meta.tier == Tier::Established && !est[..n_est].contains(&g) {
+                est[n_est] = g;
+                n_est += 1;
+                if n_est == 2 {
+                    break;
+                }
+            }
+        }
+        let confirmed = item.first_seed.is_some() || n_est >= 2;
+        match reliability::judge(t, item.first_public, item.first_seed, confirmed) {
+            Some(o) => {
+                outcomes.push((s, o));
+                false
+            }
+            None => now - t < PENDING_FOR,
+        }
     }
 
     fn group_of(&self, s: u32) -> u32 {
@@ -651,6 +691,7 @@ impl Engine {
         self.groups = groups::compute(&co_metas, &self.co, &self.gp);
         self.scorer = Scorer::new(self.params.clone(), &co_metas, &self.groups);
         self.tiers_changed = false;
+        self.judge_all = true;
     }
 
     fn metas(&self) -> Vec<SourceMeta> {
@@ -670,7 +711,7 @@ impl Engine {
     /// The indicators touched since the last call.
     pub fn take_dirty(&mut self) -> Vec<u32> {
         for &i in &self.dirty {
-            self.dirty_flag[i as usize] = false;
+            self.flags[i as usize] &= !1;
         }
         std::mem::take(&mut self.dirty)
     }

@@ -108,6 +108,11 @@ pub struct StepReport {
     pub rescored: usize,
     pub written: usize,
     pub full: bool,
+    /// Where the time went: reading the log and feedback, folding and judging; scoring and
+    /// explaining; writing the scores.
+    pub read: Duration,
+    pub score: Duration,
+    pub write: Duration,
 }
 
 /// The job: its engine and when it last rescored everything.
@@ -143,6 +148,7 @@ impl Job {
     }
 
     async fn step_with(&mut self, store: &Arc<dyn Store>, engine: &mut Engine, report: &mut StepReport) -> Result<()> {
+        let started = Instant::now();
         let sources = store.list_sources().await?;
         let sensors = store.list_sensors(None).await?;
         engine.sync_sources(&sources, &sensors, self.first);
@@ -202,11 +208,16 @@ impl Job {
         };
         report.full = full;
         report.rescored = indices.len();
+        report.read = started.elapsed();
         // Score and write a batch at a time: a million explanations at once would be gigabytes.
         for part in indices.chunks(WRITE_BATCH) {
+            let t = Instant::now();
             let scores = rescore(engine, part, full, self.options.threads);
+            report.score += t.elapsed();
             report.written += scores.len();
+            let t = Instant::now();
             store.put_scores(scores).await?;
+            report.write += t.elapsed();
         }
         if full || report.sightings > 0 || report.feedback > 0 {
             store.update_sources(engine.source_updates()).await?;
