@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use apiary_bus::Event;
 use apiary_core::enrich::{parse_ip2asn_line, AsnTable, AsnTableBuilder, Enrichment, Network};
 use apiary_core::IType;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Lines with errors reported by name; the rest are only counted.
 const REPORTED_ERRORS: usize = 20;
@@ -182,7 +182,7 @@ impl AsnDb {
     }
 }
 
-/// The network fields every view carries: `asn` (number or null), `asn_desc` and `cc`
+/// The network fields of the CSIRTG views: `asn` (number or null), `asn_desc` and `cc`
 /// (strings, empty when unknown — the CSIRTG clients expect strings).
 pub fn fields(n: Option<&Network>) -> [(&'static str, Value); 3] {
     [
@@ -192,11 +192,21 @@ pub fn fields(n: Option<&Network>) -> [(&'static str, Value); 3] {
     ]
 }
 
-/// Add the network fields of `(itype, value)` to a JSON object view.
+/// The network fields of the native views and streams: `asn`, `asn_desc` and `cc`, each null
+/// when unknown, as every absent value in the native API (docs/enrichment.md).
+pub fn native_fields(n: Option<&Network>) -> [(&'static str, Value); 3] {
+    [
+        ("asn", n.and_then(|n| n.asn).map(Value::from).unwrap_or(Value::Null)),
+        ("asn_desc", n.and_then(|n| n.as_name.as_deref()).map(Value::from).unwrap_or(Value::Null)),
+        ("cc", n.and_then(|n| n.country.as_deref()).map(Value::from).unwrap_or(Value::Null)),
+    ]
+}
+
+/// Add the network fields of `(itype, value)` to a native JSON object view.
 pub fn annotate(view: &mut Value, e: &Enrichment, itype: IType, value: &str) {
     let n = e.lookup_indicator(itype, value);
     if let Value::Object(map) = view {
-        for (k, v) in fields(n.as_ref()) {
+        for (k, v) in native_fields(n.as_ref()) {
             map.insert(k.to_string(), v);
         }
     }
@@ -213,7 +223,7 @@ pub fn event_json<'a>(e: &Enrichment, ev: &'a Event) -> Cow<'a, str> {
     let Some(body) = base.strip_suffix('}') else {
         return Cow::Borrowed(base);
     };
-    let extra = json!({"asn": n.asn, "asn_desc": n.as_name.as_deref().unwrap_or(""), "cc": n.country.as_deref().unwrap_or("")});
+    let extra = Value::Object(native_fields(Some(&n)).into_iter().map(|(k, v)| (k.to_string(), v)).collect());
     let extra = extra.to_string();
     let sep = if body.ends_with('{') { "" } else { "," };
     Cow::Owned(format!("{body}{sep}{}}}", &extra[1..extra.len() - 1]))
