@@ -1,9 +1,12 @@
 //! Native JSON views of stored records (field names as in docs/native-api.md; times RFC 3339 UTC).
 //! The CSIRTG routes have their own views in [`crate::csirtg`].
 
+use std::collections::{BTreeSet, HashMap};
+
 use apiary_core::enrich::Enrichment;
 use apiary_core::time::format_time;
-use apiary_store::{Feed, FeedRecord, Sighting, TokenInfo, User};
+use apiary_core::trust::score::ScoreTier;
+use apiary_store::{Feed, FeedRecord, Sighting, Store, StoreError, TokenInfo, User};
 use serde_json::{json, Value};
 
 pub fn time(t: apiary_store::Timestamp) -> String {
@@ -14,8 +17,36 @@ fn opt_time(t: Option<apiary_store::Timestamp>) -> Value {
     t.map(|t| Value::String(format_time(t))).unwrap_or(Value::Null)
 }
 
-/// A feed record: the aggregate of one value in one feed.
-pub fn record(r: &FeedRecord) -> Value {
+/// The hub's own scores (confidence 0–100, tier) of the values on one page of records, by value,
+/// as the scoring job stored them; a value it has not scored is absent.
+#[derive(Debug, Default)]
+pub struct Scores(HashMap<String, (u8, ScoreTier)>);
+
+impl Scores {
+    /// One batched lookup for the page's distinct values, not one query per record.
+    pub async fn of(store: &dyn Store, records: &[FeedRecord]) -> Result<Scores, StoreError> {
+        let values: Vec<String> = records.iter().map(|r| r.indicator.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        if values.is_empty() {
+            return Ok(Scores::default());
+        }
+        Ok(Scores(store.score_tiers(&values).await?.into_iter().map(|(v, c, t)| (v, (c, t))).collect()))
+    }
+
+    /// The scores of one value already read (an indicator's detail view).
+    pub fn one(value: &str, score: Option<(u8, ScoreTier)>) -> Scores {
+        Scores(score.map(|s| (value.to_string(), s)).into_iter().collect())
+    }
+
+    /// The score of `value`, if it has one.
+    pub fn get(&self, value: &str) -> Option<(u8, ScoreTier)> {
+        self.0.get(value).copied()
+    }
+}
+
+/// A feed record: the aggregate of one value in one feed, with the hub's score of the value
+/// (`confidence`, `tier`; null until the scoring job has scored it).
+pub fn record(r: &FeedRecord, scores: &Scores) -> Value {
+    let score = scores.get(&r.indicator);
     json!({
         "id": r.id,
         "indicator": r.indicator,
@@ -30,8 +61,8 @@ pub fn record(r: &FeedRecord) -> Value {
         "protocol": r.protocol,
         "description": r.description,
         "tlp": r.tlp.as_str(),
-        // The hub's own confidence comes with the scoring work; until then it is unknown.
-        "confidence": Value::Null,
+        "confidence": score.map(|(c, _)| c),
+        "tier": score.map(|(_, t)| t.as_str()),
         "claimed_confidence": r.claimed_confidence,
         "reserved": r.reserved,
         "created_at": time(r.created_at),
@@ -40,8 +71,8 @@ pub fn record(r: &FeedRecord) -> Value {
 }
 
 /// A feed record with its network fields (`asn`, `asn_desc`, `cc`; see [`crate::enrich`]).
-pub fn record_in(net: &Enrichment, r: &FeedRecord) -> Value {
-    let mut v = record(r);
+pub fn record_in(net: &Enrichment, scores: &Scores, r: &FeedRecord) -> Value {
+    let mut v = record(r, scores);
     crate::enrich::annotate(&mut v, net, r.itype, &r.indicator);
     v
 }

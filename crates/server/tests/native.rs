@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use apiary_store::sqlite::SqliteStore;
 use apiary_store::{Store, Visibility};
@@ -286,4 +287,76 @@ async fn health_metrics_and_openapi() {
     assert_eq!(status, 200);
     assert!(doc["paths"]["/api/v1/indicators"].is_object());
     let _ = hub.store.stats().await.unwrap();
+}
+
+/// Every list view carries the hub's own score of each value, the one the detail view shows:
+/// null before the scoring job has scored it, then its confidence and tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_views_carry_the_hubs_score() {
+    use apiary_server::trust::{self, TrustOptions};
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "pots", Visibility::Public).await;
+    hub.feed("alice", "more", Visibility::Public).await;
+    let values = ["85.201.11.203", "evil.example.com"];
+    for feed in ["alice/pots", "alice/more"] {
+        let body = json!([
+            {"indicator": values[0], "tags": ["bruteforce", "login"], "sensor": "pot-1", "confidence": 7},
+            {"indicator": values[1], "sensor": "pot-1"},
+        ]);
+        let (status, reply) = json(hub.req(Method::POST, &format!("/api/v1/feeds/{feed}/indicators"), Some(&alice)).json(&body).send().await.unwrap()).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let lists = [
+        format!("/api/v1/indicators?q={}", values[0]),
+        "/api/v1/indicators?feed=alice/pots".to_string(),
+        "/api/v1/feeds/alice/more/indicators".to_string(),
+        "/api/v1/indicators".to_string(),
+    ];
+    // Not scored yet: null, and the publisher's claim stays apart.
+    let (_, page) = json(hub.req(Method::GET, &lists[0], Some(&alice)).send().await.unwrap()).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    for item in page["items"].as_array().unwrap() {
+        assert!(item["confidence"].is_null() && item["tier"].is_null(), "{item}");
+        assert_eq!(item["claimed_confidence"], 7.0, "{item}");
+    }
+
+    let job = trust::start(hub.store.clone(), TrustOptions { poll: Duration::from_millis(200), ..TrustOptions::default() });
+    let mut detail = std::collections::HashMap::new();
+    for value in values {
+        let start = std::time::Instant::now();
+        loop {
+            let (status, d) = json(hub.req(Method::GET, &format!("/api/v1/indicators/{value}"), Some(&alice)).send().await.unwrap()).await;
+            assert_eq!(status, 200, "{d}");
+            if d["confidence"].is_u64() {
+                for r in d["records"].as_array().unwrap() {
+                    assert_eq!((&r["confidence"], &r["tier"]), (&d["confidence"], &d["tier"]), "detail records: {d}");
+                }
+                detail.insert(value, (d["confidence"].clone(), d["tier"].clone()));
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{value} not scored: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for path in &lists {
+        let (status, page) = json(hub.req(Method::GET, path, Some(&alice)).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(!items.is_empty(), "{path}");
+        for item in items {
+            let want = &detail[item["indicator"].as_str().unwrap()];
+            assert_eq!((&item["confidence"], &item["tier"]), (&want.0, &want.1), "{path}: {item}");
+            assert!(["OBSERVE", "SUSPICIOUS", "BLOCK"].contains(&item["tier"].as_str().unwrap()), "{item}");
+        }
+    }
+    // The subscribed feeds' records too.
+    let (status, _) = json(hub.req(Method::POST, "/api/v1/subscriptions", Some(&alice)).json(&json!({"feed": "alice/pots"})).send().await.unwrap()).await;
+    assert!((200..300).contains(&status), "{status}");
+    let (_, page) = json(hub.req(Method::GET, "/api/v1/subscriptions/indicators", Some(&alice)).send().await.unwrap()).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    for item in page["items"].as_array().unwrap() {
+        assert_eq!(item["confidence"], detail[item["indicator"].as_str().unwrap()].0, "{item}");
+    }
+    job.shutdown().await;
 }

@@ -97,8 +97,11 @@ pub async fn build_query(state: &AppState, caller: &Caller, f: &Filters, feed: O
     Ok(q)
 }
 
-fn page_json(net: &apiary_core::enrich::Enrichment, items: &[FeedRecord], next: Option<String>) -> Value {
-    json!({"items": items.iter().map(|r| views::record_in(&net, r)).collect::<Vec<_>>(), "next": next})
+/// One page of records as `{"items", "next"}`, each with its network fields and the hub's score.
+pub async fn page_json(state: &AppState, items: &[FeedRecord], next: Option<String>) -> Result<Value, ApiError> {
+    let scores = views::Scores::of(state.store.as_ref(), items).await?;
+    let net = state.config.asn.get();
+    Ok(json!({"items": items.iter().map(|r| views::record_in(&net, &scores, r)).collect::<Vec<_>>(), "next": next}))
 }
 
 /// `GET /api/v1/indicators?q=&within=&domain=&itype=&tags=&feed=&since=&until=&limit=&cursor=`
@@ -109,7 +112,7 @@ pub async fn query(
 ) -> Result<Json<Value>, ApiError> {
     let q = build_query(&state, &caller, &f, None).await?;
     let page = crate::access::query(&state, &caller, &q).await?;
-    Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
+    Ok(Json(page_json(&state, &page.items, page.next).await?))
 }
 
 /// `GET /api/v1/feeds/{owner}/{feed}/indicators?...`
@@ -122,7 +125,7 @@ pub async fn feed_records(
     let feed = readable_feed(&state, &caller, &owner, &name).await?;
     let q = build_query(&state, &caller, &f, Some(&feed)).await?;
     let page = crate::access::query(&state, &caller, &q).await?;
-    Ok(Json(page_json(&state.config.asn.get(), &page.items, page.next)))
+    Ok(Json(page_json(&state, &page.items, page.next).await?))
 }
 
 /// How many sightings the detail view lists.
@@ -156,6 +159,7 @@ pub async fn detail(
     });
     // The hub's own score (the scoring job's, crate::trust): GET /api/v1/scores/{value} explains it.
     let score = state.store.get_score(&ind.value).await?;
+    let scores = views::Scores::one(&ind.value, score.as_ref().map(|s| (s.confidence, s.tier)));
     Ok(Json(json!({
         "indicator": ind.value,
         "itype": ind.itype.as_str(),
@@ -164,7 +168,7 @@ pub async fn detail(
         "score": crate::trust::api::score_summary(score.as_ref()),
         "reserved": ind.reserved.map(|r| r.as_str()),
         "summary": summary,
-        "records": records.iter().map(|r| views::record_in(&net, r)).collect::<Vec<_>>(),
+        "records": records.iter().map(|r| views::record_in(&net, &scores, r)).collect::<Vec<_>>(),
         "sightings": sightings.iter().map(|s| views::sighting_in(&net, s)).collect::<Vec<_>>(),
     })))
 }

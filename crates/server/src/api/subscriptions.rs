@@ -88,5 +88,5 @@ pub async fn records(
     }
     q.feed_ids = Some(ids);
     let page = crate::access::query(&state, &caller, &q).await?;
-    Ok(Json(json!({"items": page.items.iter().map(|r| views::record_in(&state.config.asn.get(), r)).collect::<Vec<_>>(), "next": page.next})))
+    Ok(Json(crate::api::indicators::page_json(&state, &page.items, page.next).await?))
 }
