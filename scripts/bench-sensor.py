@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Shipper CPU per 1,000 events/s (BENCHMARKS.md, "Sensor shipper").
+"""Shipper CPU per 1,000 events/s (BENCHMARKS.md, "Honeypot shipper (issue 4)").
 
 Starts a hub (`apiary serve`) on a temporary data directory, a feed and a token; then, per rate,
 a fresh `apiary sensor run` follows a log that this script writes at a paced rate (generated
@@ -9,6 +9,10 @@ runs of the shipper's CPU time per 1,000 events and its CPU use in percent of on
 
     cargo build --release -p apiary
     scripts/bench-sensor.py --bin target/release/apiary --rates 1000,5000 --seconds 20 --runs 3
+    scripts/bench-sensor.py --rates 1000 --set sync=false --set poll_ms=1000   # other settings
+
+The shipper runs from a config file (docs/sensor.md) that this script writes; `--set KEY=VALUE`
+adds a setting to it (the value as TOML: `sync=false`, `batch_events=500`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def main() -> int:
     ap.add_argument("--rates", default="1000,5000", help="events per second, comma-separated")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a shipper setting for its config file, the value as TOML (repeat)")
     a = ap.parse_args()
     rates = [int(r) for r in a.rates.split(",")]
     work = Path(tempfile.mkdtemp(prefix="apiary-bench-sensor-"))
@@ -76,6 +82,7 @@ def main() -> int:
         subprocess.run([sys.executable, str(REPO / "scripts" / "gen-cowrie.py"), "--events", str(most),
                         "--out", str(pool), "--sensors", "1"], check=True, capture_output=True)
         lines = pool.read_bytes().splitlines(keepends=True)
+        print(f"shipper settings: {', '.join(a.set) or 'defaults'}")
         print(f"{'rate ev/s':>10} {'events':>8} {'CPU s':>7} {'CPU ms / 1k events':>19} {'% of a core':>12} {'% per 1k ev/s':>14}")
         for rate in rates:
             per_k, percent = [], []
@@ -87,9 +94,12 @@ def main() -> int:
                 log = d / "cowrie.json"
                 log.touch()
                 n = int(rate * a.seconds)
+                conf = {"log": str(log), "hub": hub_url, "token": token, "feed": f"ops/{feed}", "sensor": "bench",
+                        "spool": str(d / "spool")}
+                (d / "sensor.toml").write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in conf.items())
+                                               + "".join(f"{kv}\n" for kv in a.set))
                 shipper = subprocess.Popen(
-                    [a.bin, "sensor", "run", "--log", str(log), "--hub", hub_url, "--token", token, "--feed", f"ops/{feed}",
-                     "--sensor", "bench", "--spool", str(d / "spool"), "--log-level", "warn"],
+                    [a.bin, "sensor", "run", "--config", str(d / "sensor.toml"), "--log-level", "warn"],
                     stdout=subprocess.DEVNULL, stderr=open(d / "shipper.log", "wb"), env=env)
                 time.sleep(0.5)
                 cpu0 = cpu_seconds(shipper.pid)

@@ -73,24 +73,32 @@ pub(crate) fn prepare(batch: Vec<NewSession>) -> Result<Vec<Prepared>> {
         .collect()
 }
 
+/// Store a batch of sessions: a new one is inserted; one already stored is replaced only by a
+/// version with more events (a later, more complete read of the same session).
+///
+/// The common case, a new session, is a plain insert that ignores the conflict; only when the
+/// session exists does a second statement update it (one `INSERT … ON CONFLICT DO UPDATE …
+/// RETURNING` per session costs more: its RETURNING row for every insert).
 pub(crate) fn append(c: &Connection, batch: &[Prepared]) -> Result<SessionsOutcome> {
     let now = now_micros();
     let mut out = SessionsOutcome::default();
-    let mut upsert = c
+    let mut insert = c
         .prepare_cached(
             "INSERT INTO sessions (feed_id, sensor, session, attacker, attacker_port, honeypot_ip, honeypot_port, protocol, \
              start_at, end_at, duration, client_version, hassh, login_success, depth, ttylog_sha256, commands_key, \
              hassh_credentials_key, events, closed, detail, revision, received_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 0, ?22, ?22) \
-             ON CONFLICT (feed_id, sensor, session) DO UPDATE SET attacker = excluded.attacker, \
-             attacker_port = excluded.attacker_port, honeypot_ip = excluded.honeypot_ip, honeypot_port = excluded.honeypot_port, \
-             protocol = excluded.protocol, start_at = excluded.start_at, end_at = excluded.end_at, duration = excluded.duration, \
-             client_version = excluded.client_version, hassh = excluded.hassh, login_success = excluded.login_success, \
-             depth = excluded.depth, ttylog_sha256 = excluded.ttylog_sha256, commands_key = excluded.commands_key, \
-             hassh_credentials_key = excluded.hassh_credentials_key, events = excluded.events, closed = excluded.closed, \
-             detail = excluded.detail, revision = sessions.revision + 1, updated_at = excluded.updated_at \
-             WHERE excluded.events > sessions.events \
-             RETURNING id, revision",
+             ON CONFLICT (feed_id, sensor, session) DO NOTHING",
+        )
+        .map_err(db_error)?;
+    let mut replace = c
+        .prepare_cached(
+            "UPDATE sessions SET attacker = ?4, attacker_port = ?5, honeypot_ip = ?6, honeypot_port = ?7, protocol = ?8, \
+             start_at = ?9, end_at = ?10, duration = ?11, client_version = ?12, hassh = ?13, login_success = ?14, \
+             depth = ?15, ttylog_sha256 = ?16, commands_key = ?17, hassh_credentials_key = ?18, events = ?19, \
+             closed = ?20, detail = ?21, revision = revision + 1, updated_at = ?22 \
+             WHERE feed_id = ?1 AND sensor = ?2 AND session = ?3 AND events < ?19 \
+             RETURNING id",
         )
         .map_err(db_error)?;
     let mut add_payload = c
@@ -100,48 +108,44 @@ pub(crate) fn append(c: &Connection, batch: &[Prepared]) -> Result<SessionsOutco
         .map_err(db_error)?;
     for p in batch {
         let r = &p.record;
-        let row: Option<(i64, i64)> = upsert
-            .query_row(
-                params![
-                    p.feed_id,
-                    r.sensor,
-                    r.session,
-                    r.attacker,
-                    r.attacker_port,
-                    r.honeypot_ip,
-                    r.honeypot_port,
-                    r.protocol,
-                    r.start.map(micros),
-                    r.end.map(micros),
-                    r.duration,
-                    r.client_version,
-                    r.hassh,
-                    r.login_success,
-                    r.depth,
-                    r.ttylog_sha256,
-                    p.commands_key,
-                    p.hassh_credentials_key,
-                    r.events as i64,
-                    r.closed,
-                    p.detail,
-                    now,
-                ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(db_error)?;
-        let Some((id, revision)) = row else {
-            out.duplicates += 1;
-            continue;
-        };
-        if revision > 0 {
+        let values = params![
+            p.feed_id,
+            r.sensor,
+            r.session,
+            r.attacker,
+            r.attacker_port,
+            r.honeypot_ip,
+            r.honeypot_port,
+            r.protocol,
+            r.start.map(micros),
+            r.end.map(micros),
+            r.duration,
+            r.client_version,
+            r.hassh,
+            r.login_success,
+            r.depth,
+            r.ttylog_sha256,
+            p.commands_key,
+            p.hassh_credentials_key,
+            r.events as i64,
+            r.closed,
+            p.detail,
+            now,
+        ];
+        let id = if insert.execute(values).map_err(db_error)? == 1 {
+            out.stored += 1;
+            c.last_insert_rowid()
+        } else {
+            let Some(id) = replace.query_row(values, |row| row.get::<_, i64>(0)).optional().map_err(db_error)? else {
+                out.duplicates += 1;
+                continue;
+            };
             out.replaced += 1;
             c.prepare_cached("DELETE FROM session_payloads WHERE session_id = ?1")
                 .and_then(|mut st| st.execute([id]))
                 .map_err(db_error)?;
-        } else {
-            out.stored += 1;
-        }
+            id
+        };
         for h in &p.payloads {
             add_payload.execute(params![id, h]).map_err(db_error)?;
         }
@@ -259,7 +263,7 @@ pub(crate) fn links(c: &Connection, feed_ids: Option<&[i64]>) -> Result<Vec<Sess
     let filter = feed_filter(feed_ids);
     let sql = format!(
         "SELECT s.id, s.feed_id, s.sensor, s.attacker, s.start_at, s.end_at, s.ttylog_sha256, s.commands_key, \
-         s.hassh_credentials_key, (SELECT group_concat(p.sha256) FROM session_payloads p WHERE p.session_id = s.id) \
+         s.hassh_credentials_key, (SELECT group_concat(p.sha256) FROM session_payloads p WHERE p.session_id = s.id), s.session \
          FROM sessions s WHERE s.attacker IS NOT NULL{filter} AND (s.ttylog_sha256 IS NOT NULL OR s.commands_key IS NOT NULL \
          OR s.hassh_credentials_key IS NOT NULL OR EXISTS (SELECT 1 FROM session_payloads p WHERE p.session_id = s.id)) \
          LIMIT {MAX_LINK_SCAN}"
@@ -286,6 +290,7 @@ pub(crate) fn links(c: &Connection, feed_ids: Option<&[i64]>) -> Result<Vec<Sess
             Ok(SessionLinks {
                 feed_id: r.get(1)?,
                 sensor: r.get(2)?,
+                session: r.get(10)?,
                 attacker: r.get(3)?,
                 start: r.get::<_, Option<i64>>(4)?.map(from_micros),
                 end: r.get::<_, Option<i64>>(5)?.map(from_micros),
@@ -304,9 +309,11 @@ pub(crate) fn attacker_sensors(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT s.attacker, s.feed_id, s.sensor, count(*), min(s.start_at), max(coalesce(s.end_at, s.start_at)) \
-         FROM sessions s WHERE s.attacker IS NOT NULL{} GROUP BY s.attacker, s.feed_id, s.sensor \
-         ORDER BY s.attacker, s.feed_id, s.sensor LIMIT {MAX_LINK_SCAN}",
+        "SELECT attacker, feed_id, sensor, count(*), min(start_at), max(end_at) FROM \
+         (SELECT s.attacker, min(s.feed_id) AS feed_id, s.sensor, min(s.start_at) AS start_at, \
+         max(coalesce(s.end_at, s.start_at)) AS end_at FROM sessions s WHERE s.attacker IS NOT NULL{} \
+         GROUP BY s.attacker, s.sensor, s.session) \
+         GROUP BY attacker, feed_id, sensor ORDER BY attacker, feed_id, sensor LIMIT {MAX_LINK_SCAN}",
         feed_filter(feed_ids)
     );
     let mut st = c.prepare(&sql).map_err(db_error)?;
