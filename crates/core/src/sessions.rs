@@ -483,6 +483,8 @@ pub struct SensorRef {
 pub struct SessionLinks {
     pub feed_id: i64,
     pub sensor: String,
+    /// The session's id on its sensor: with `sensor`, what identifies the session.
+    pub session: String,
     pub attacker: String,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -507,14 +509,43 @@ pub struct Campaign {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// Each session once. A session is identified by (sensor, session id), whichever feeds it was
+/// stored in: the same log imported into two feeds is one set of sessions seen by one sensor,
+/// not two. Of the copies, the one in the lowest feed id stands for the session (so a sensor
+/// is counted in one place); the order of the first copies is kept.
+pub fn distinct_sessions<'a, T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> (i64, &'a str, &'a str),
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    let mut at: HashMap<(&'a str, &'a str), usize> = HashMap::new();
+    for item in items {
+        let (feed_id, sensor, session) = key(&item);
+        match at.get(&(sensor, session)) {
+            Some(&i) => {
+                if feed_id < key(&out[i]).0 {
+                    out[i] = item;
+                }
+            }
+            None => {
+                at.insert((sensor, session), out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 /// Every link key shared by at least `min_attackers` (≥ 2) distinct attackers, most attackers
 /// first (then by id, so the order is stable). `network_of` names the declared network of a
-/// sensor (`AS64500` or a prefix), `None` when it declared none.
+/// sensor (`AS64500` or a prefix), `None` when it declared none. Each session counts once
+/// ([`distinct_sessions`]).
 pub fn campaigns(
     sessions: &[SessionLinks],
     min_attackers: usize,
     network_of: &dyn Fn(&SensorRef) -> Option<String>,
 ) -> Vec<Campaign> {
+    let sessions = distinct_sessions(sessions, |s| (s.feed_id, s.sensor.as_str(), s.session.as_str()));
     struct Acc<'a> {
         attackers: BTreeSet<&'a str>,
         sessions: u64,
@@ -648,14 +679,16 @@ pub struct AttackerProfile {
     pub links: BTreeSet<Link>,
 }
 
-/// Fold an attacker's sessions (`(feed_id, record)`) into its profile; at most `max_listed`
-/// credentials, sequences and payloads are listed (in first-seen order).
+/// Fold an attacker's sessions (`(feed_id, record)`) into its profile, each session once
+/// ([`distinct_sessions`]); at most `max_listed` credentials, sequences and payloads are listed
+/// (in first-seen order).
 pub fn attacker_profile(
     attacker: &str,
     sessions: &[(i64, &SessionRecord)],
     network_of: &dyn Fn(&SensorRef) -> Option<String>,
     max_listed: usize,
 ) -> AttackerProfile {
+    let sessions = distinct_sessions(sessions.iter().copied(), |(f, s)| (*f, s.sensor.as_str(), s.session.as_str()));
     let mut p = AttackerProfile {
         attacker: attacker.to_owned(),
         first_seen: None,
@@ -676,7 +709,7 @@ pub fn attacker_profile(
         links: BTreeSet::new(),
     };
     let rank = |d: &str| DEPTHS.iter().position(|x| *x == d).unwrap_or(0);
-    for (feed_id, s) in sessions {
+    for (feed_id, s) in &sessions {
         p.sessions += 1;
         p.first_seen = min_time(p.first_seen, s.start.or(s.end));
         p.last_seen = max_time(p.last_seen, s.end.or(s.start));
@@ -876,6 +909,7 @@ mod tests {
         let to_links = |f: i64, s: &SessionRecord| SessionLinks {
             feed_id: f,
             sensor: s.sensor.clone(),
+            session: s.session.clone(),
             attacker: s.attacker.clone().unwrap(),
             start: None,
             end: None,
@@ -971,8 +1005,11 @@ mod tests {
             ..Default::default()
         }];
         b.commands = vec!["uname  -a".into(), "wget http://b.example/y".into()];
+        // Another session of s2 that only feed 2 holds.
+        let mut b2 = b.clone();
+        b2.session = "other".into();
         let net = |s: &SensorRef| Some(format!("AS{}", s.feed_id));
-        let p = attacker_profile("192.0.2.1", &[(1, &a), (1, &b), (2, &b)], &net, 100);
+        let p = attacker_profile("192.0.2.1", &[(1, &a), (1, &b), (2, &b2)], &net, 100);
         assert_eq!((p.sessions, p.sensors.len(), p.networks.len()), (3, 3, 2));
         assert_eq!(p.credentials.len(), 2);
         assert_eq!(p.credentials[0].times, 3);
@@ -980,5 +1017,45 @@ mod tests {
         assert_eq!(p.command_sequences.len(), 1);
         assert_eq!(p.command_sequences[0].sessions, 3);
         assert_eq!(p.deepest.as_deref(), Some("commands"));
+    }
+
+    #[test]
+    fn a_session_in_two_feeds_counts_once() {
+        // One sensor's log imported into feeds 1 and 2: the same (sensor, session) twice each.
+        let mut a = rec("sensor-d", "159.223.155.110");
+        a.commands = vec!["uname -a".into(), "cat /proc/cpuinfo".into()];
+        a.ttylog_sha256 = Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into());
+        let mut b = a.clone();
+        b.session = "second".into();
+        let mut c = rec("sensor-d", "192.0.2.9");
+        c.commands = a.commands.clone();
+        let stored = [(2, &a), (1, &a), (2, &b), (1, &b), (2, &c), (1, &c)];
+        let net = |_: &SensorRef| None;
+        let p = attacker_profile("159.223.155.110", &stored[..4], &net, 100);
+        assert_eq!((p.sessions, p.sensors.len()), (2, 1), "{p:#?}");
+        assert_eq!(p.sensors.iter().next().unwrap().feed_id, 1, "the lowest feed stands for the copies");
+        assert_eq!(p.command_sequences[0].sessions, 2);
+
+        let links: Vec<SessionLinks> = stored
+            .iter()
+            .map(|(f, s)| SessionLinks {
+                feed_id: *f,
+                sensor: s.sensor.clone(),
+                session: s.session.clone(),
+                attacker: s.attacker.clone().unwrap(),
+                start: None,
+                end: None,
+                links: links(s),
+            })
+            .collect();
+        let got = campaigns(&links, 2, &net);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!((got[0].kind, got[0].attackers.len(), got[0].sessions, got[0].sensors.len()), (LinkKind::Commands, 2, 3, 1));
+        // A sensor of the same name in another feed, with sessions of its own, is another sensor.
+        let mut other = links[4].clone();
+        other.feed_id = 3;
+        other.session = "own".into();
+        let got = campaigns(&[links.clone(), vec![other]].concat(), 2, &net);
+        assert_eq!((got[0].sessions, got[0].sensors.len()), (4, 2));
     }
 }

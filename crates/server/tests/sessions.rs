@@ -683,3 +683,59 @@ async fn bad_sessions_are_listed_and_the_good_ones_kept() {
         error_code(&body);
     }
 }
+
+/// One real log imported into two feeds of one owner is one sensor's sessions, counted once:
+/// the attacker's profile, the attackers list and the campaigns are what one import shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_log_in_two_feeds_counts_each_session_once() {
+    let hub = Hub::start().await;
+    let token = hub.user("alice", "read,write").await;
+    let path = logs().into_iter().find(|p| p.to_string_lossy().contains("sensor-d")).expect("the sensor-d log");
+    let r = raw(&path);
+    let recs = records(&path);
+    let import = |feed: &'static str| {
+        let (hub, token, recs) = (&hub, &token, &recs);
+        async move {
+            hub.feed("alice", feed, Visibility::Public).await;
+            for chunk in recs.chunks(2000) {
+                let (st, body) = post(hub, &format!("/api/v1/feeds/alice/{feed}/sessions"), Some(token), &json!(chunk)).await;
+                assert_eq!(st, 201, "{body}");
+            }
+        }
+    };
+    let views = |who: &'static str| {
+        let hub = &hub;
+        let token = if who == "alice" { Some(token.as_str()) } else { None };
+        async move {
+            let mut out = Vec::new();
+            for path in ["/api/v1/attackers?min_sensors=1&limit=1000", "/api/v1/campaigns?limit=1000", "/api/v1/attackers/159.223.155.110"] {
+                let (st, mut body) = get(hub, path, token).await;
+                assert_eq!(st, 200, "{path}: {body}");
+                // Which feeds hold the sessions is the one thing a second import changes.
+                body.as_object_mut().unwrap().remove("feeds");
+                out.push(body);
+            }
+            out
+        }
+    };
+    import("a").await;
+    let once = (views("alice").await, views("anyone").await);
+    import("b").await;
+    let twice = (views("alice").await, views("anyone").await);
+
+    let profile = &twice.0[2];
+    let want = r.attackers["159.223.155.110"].0.len();
+    assert_eq!(profile["sessions"], json!(want), "{profile}");
+    assert_eq!((profile["sensors"].as_u64(), profile["sensor_names"].as_array().map(Vec::len)), (Some(1), Some(1)), "{profile}");
+    let ids: Vec<&str> = profile["timeline"].as_array().unwrap().iter().map(|s| s["session"].as_str().unwrap()).collect();
+    assert_eq!((ids.len(), ids.iter().collect::<BTreeSet<_>>().len()), (want, want), "each session once in the timeline: {ids:?}");
+    let campaigns = twice.0[1]["items"].as_array().unwrap();
+    assert!(!campaigns.is_empty(), "the log has attackers sharing keys");
+    for c in campaigns {
+        assert_eq!(c["sensors"], 1, "{c}");
+    }
+    assert_eq!(twice.0, once.0, "the owner sees what one import showed");
+    assert_eq!(twice.1, once.1, "anyone sees what one import showed");
+    let (_, both) = get(&hub, "/api/v1/attackers/159.223.155.110", Some(&token)).await;
+    assert_eq!(both["feeds"], json!(["alice/a", "alice/b"]), "both feeds hold its sessions");
+}

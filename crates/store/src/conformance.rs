@@ -1610,6 +1610,34 @@ pub async fn sensors_are_registered_listed_and_removed(s: &dyn Store) {
         ]
     );
     assert!(s.attacker_sensors(Some(&[b.id])).await.unwrap().is_empty());
+    // The same log imported into feed b too: a session is (sensor, session id), counted once,
+    // under the lowest feed; only b's own session is b's.
+    s.append_sessions(vec![
+        NewSession { feed_id: b.id, record: session("pot-1", "s1", "192.0.2.10", "2024-05-01T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: session("pot-7", "s2", "192.0.2.10", "2024-05-02T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: session("pot-7", "s3", "192.0.2.11", "2024-05-03T10:00:00Z", 5) },
+        NewSession { feed_id: b.id, record: session("pot-9", "s4", "192.0.2.11", "2024-05-04T10:00:00Z", 5) },
+    ])
+    .await
+    .unwrap();
+    let pairs = s.attacker_sensors(Some(&[a.id, b.id])).await.unwrap();
+    let got: Vec<(String, i64, String, u64)> = pairs.iter().map(|p| (p.attacker.clone(), p.feed_id, p.sensor.clone(), p.sessions)).collect();
+    assert_eq!(
+        got,
+        [
+            ("192.0.2.10".to_string(), a.id, "pot-1".to_string(), 1),
+            ("192.0.2.10".to_string(), a.id, "pot-7".to_string(), 1),
+            ("192.0.2.11".to_string(), a.id, "pot-7".to_string(), 1),
+            ("192.0.2.11".to_string(), b.id, "pot-9".to_string(), 1)
+        ]
+    );
+    assert_eq!(pairs[0].first_seen, Some(t("2024-05-01T10:00:00Z")));
+    let mut links: Vec<(i64, String, String)> =
+        s.session_links(Some(&[b.id])).await.unwrap().into_iter().map(|l| (l.feed_id, l.sensor, l.session)).collect();
+    links.sort();
+    let want: Vec<(i64, String, String)> =
+        [("pot-1", "s1"), ("pot-7", "s2"), ("pot-7", "s3"), ("pot-9", "s4")].iter().map(|(x, y)| (b.id, x.to_string(), y.to_string())).collect();
+    assert_eq!(links, want, "each session with its id, for correlation to count it once");
 }
 
 pub async fn sessions_and_sensors_go_with_their_feed(s: &dyn Store) {

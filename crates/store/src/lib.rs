@@ -391,7 +391,9 @@ pub trait Store: Send + Sync + 'static {
         Err(sessions_unsupported())
     }
     /// Every (attacker, sensor) pair of the stored sessions (of `feed_ids`, or all) with its
-    /// session count and times, by attacker; at most [`sessions::MAX_LINK_SCAN`] rows.
+    /// session count and times, by attacker; at most [`sessions::MAX_LINK_SCAN`] rows. A session
+    /// is (sensor, session id): one stored in several feeds (a log imported twice) counts once,
+    /// under the lowest of those feeds.
     async fn attacker_sensors(&self, feed_ids: Option<&[i64]>) -> Result<Vec<sessions::AttackerSensor>> {
         let _ = feed_ids;
         Err(sessions_unsupported())

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use apiary_core::sessions::{
-    attacker_address, attacker_profile, campaigns, command_sequence, credential_list, networks_of,
-    payload_hash, Campaign, Link, LinkKind, SensorRef, SessionRecord,
+    attacker_address, attacker_profile, campaigns, command_sequence, credential_list, distinct_sessions,
+    networks_of, payload_hash, Campaign, Link, LinkKind, SensorRef, SessionRecord,
 };
 use apiary_core::{parse, IType, ParseOptions};
 use apiary_store::{Feed, NewSensor, NewSession, Sensor, SessionQuery, Store, StoredSession};
@@ -285,12 +285,14 @@ pub async fn attacker_view(
         limit: PROFILE_SESSIONS,
         ..Default::default()
     };
-    let sessions = store.query_sessions(&q).await?;
-    if sessions.is_empty() {
+    let stored = store.query_sessions(&q).await?;
+    if stored.is_empty() {
         return Err(ApiError::not_found(format!(
             "no sessions of {ip} in the feeds you may read"
         )));
     }
+    // The same log imported into two feeds is one set of sessions (the feeds list names both).
+    let sessions = distinct_sessions(&stored, |s| (s.feed_id, s.record.sensor.as_str(), s.record.session.as_str()));
     let nets = networks(store, viewer).await?;
     let refs: Vec<(i64, &SessionRecord)> =
         sessions.iter().map(|s| (s.feed_id, &s.record)).collect();
@@ -307,13 +309,13 @@ pub async fn attacker_view(
         })
         .map(|c| json!({"id": c.id, "kind": c.kind, "attackers": c.attackers.len()}))
         .collect();
-    let feeds: BTreeSet<String> = sessions.iter().map(|s| s.feed.clone()).collect();
+    let feeds: BTreeSet<String> = stored.iter().map(|s| s.feed.clone()).collect();
     let mut v = json!({
         "attacker": p.attacker,
         "first_seen": p.first_seen,
         "last_seen": p.last_seen,
         "sessions": p.sessions,
-        "sessions_truncated": sessions.len() >= PROFILE_SESSIONS,
+        "sessions_truncated": stored.len() >= PROFILE_SESSIONS,
         "feeds": feeds,
         "deepest": p.deepest,
         "protocols": p.protocols,
@@ -347,12 +349,13 @@ pub async fn payload_view(
         limit: PROFILE_SESSIONS,
         ..Default::default()
     };
-    let sessions = store.query_sessions(&q).await?;
-    if sessions.is_empty() {
+    let stored = store.query_sessions(&q).await?;
+    if stored.is_empty() {
         return Err(ApiError::not_found(format!(
             "no sessions with payload {sha} in the feeds you may read"
         )));
     }
+    let sessions = distinct_sessions(&stored, |s| (s.feed_id, s.record.sensor.as_str(), s.record.session.as_str()));
     let nets = networks(store, viewer).await?;
     let mut sensors = BTreeSet::new();
     let mut urls: Vec<String> = Vec::new();

@@ -220,7 +220,7 @@ impl PostgresStore {
         let ids: Option<Vec<i64>> = feed_ids.map(<[i64]>::to_vec);
         let sql = format!(
             "SELECT s.id, s.feed_id, s.sensor, s.attacker, s.start_at, s.end_at, s.ttylog_sha256, s.commands_key, \
-             s.hassh_credentials_key, (SELECT array_agg(p.sha256) FROM session_payloads p WHERE p.session_id = s.id) \
+             s.hassh_credentials_key, (SELECT array_agg(p.sha256) FROM session_payloads p WHERE p.session_id = s.id), s.session \
              FROM sessions s WHERE s.attacker IS NOT NULL AND ($1::bigint[] IS NULL OR s.feed_id = ANY($1)) \
              AND (s.ttylog_sha256 IS NOT NULL OR s.commands_key IS NOT NULL OR s.hassh_credentials_key IS NOT NULL \
              OR EXISTS (SELECT 1 FROM session_payloads p WHERE p.session_id = s.id)) LIMIT {MAX_LINK_SCAN}"
@@ -251,6 +251,7 @@ impl PostgresStore {
                 SessionLinks {
                     feed_id: r.get(1),
                     sensor: r.get(2),
+                    session: r.get(10),
                     attacker: r.get(3),
                     start: r.get(4),
                     end: r.get(5),
@@ -272,9 +273,12 @@ impl PostgresStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT s.attacker, s.feed_id, s.sensor, count(*), min(s.start_at), max(coalesce(s.end_at, s.start_at)) \
-                     FROM sessions s WHERE s.attacker IS NOT NULL AND ($1::bigint[] IS NULL OR s.feed_id = ANY($1)) \
-                     GROUP BY s.attacker, s.feed_id, s.sensor ORDER BY s.attacker, s.feed_id, s.sensor LIMIT {MAX_LINK_SCAN}"
+                    "SELECT attacker, feed_id, sensor, count(*), min(start_at), max(end_at) FROM \
+                     (SELECT s.attacker, min(s.feed_id) AS feed_id, s.sensor, min(s.start_at) AS start_at, \
+                     max(coalesce(s.end_at, s.start_at)) AS end_at FROM sessions s \
+                     WHERE s.attacker IS NOT NULL AND ($1::bigint[] IS NULL OR s.feed_id = ANY($1)) \
+                     GROUP BY s.attacker, s.sensor, s.session) d \
+                     GROUP BY attacker, feed_id, sensor ORDER BY attacker, feed_id, sensor LIMIT {MAX_LINK_SCAN}"
                 ),
                 &[&ids],
             )
