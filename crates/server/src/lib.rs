@@ -83,6 +83,12 @@ pub struct Config {
     pub compare: compare::CompareOptions,
     /// Whether anyone may make an account (`POST /api/v1/signup`), and how fast.
     pub signup: api::signup::SignupOptions,
+    /// A connection that has not sent a whole request head in this time is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long is abandoned (400).
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more are closed as they are accepted.
+    pub max_connections: usize,
 }
 
 /// PEM certificate chain and private key for TLS.
@@ -111,6 +117,9 @@ impl Default for Config {
             trust: trust::TrustOptions::default(),
             compare: compare::CompareOptions::default(),
             signup: api::signup::SignupOptions::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -190,10 +199,15 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state.clone());
+    let body_timeout = state.config.body_read_timeout;
     Router::new()
         .merge(taxii::routes(state.clone()))
-        .merge(web::routes(state))
+        .merge(web::routes(state.clone()))
         .fallback_service(paths::collapse_slashes(routes))
+        // Before any body is read: a declared length over the limit is a 413 at once (no
+        // `100 Continue`), a body that stalls is abandoned.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::from_fn_with_state(state, limits::declared_length))
 }
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -224,32 +238,15 @@ pub async fn serve(
             streams.close();
         }
     };
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let conn = ConnLimits { header_read_timeout: state.config.header_read_timeout, max_connections: state.config.max_connections };
+    let router = app(state);
     match tls {
         None => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
-            // Stop accepting at the signal; give requests in flight GRACE to finish, then stop anyway
-            // (an idle keep-alive client must not keep the hub up).
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            });
-            let mut graceful_rx = stop_rx.clone();
-            let mut deadline_rx = stop_rx;
-            let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-                let _ = graceful_rx.wait_for(|stop| *stop).await;
-            });
-            tokio::select! {
-                result = std::future::IntoFuture::into_future(server) => result?,
-                _ = async move {
-                    let _ = deadline_rx.wait_for(|stop| *stop).await;
-                    tokio::time::sleep(GRACE).await;
-                } => tracing::warn!("connections still open {} s after the signal; stopping anyway", GRACE.as_secs()),
-            }
+            serve_http(listener, router, conn, shutdown).await;
         }
         Some(files) => {
             // One crypto provider for the process; ring is already built for the HTTP client.
@@ -263,6 +260,7 @@ pub async fn serve(
                         files.key.display()
                     )
                 })?;
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
@@ -270,7 +268,9 @@ pub async fn serve(
                 stopper.graceful_shutdown(Some(GRACE));
             });
             tracing::info!("listening on https://{listen}");
-            axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await?;
+            let mut server = axum_server::bind_rustls(listen, tls).handle(handle);
+            server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(conn.header_read_timeout);
+            server.serve(service).await?;
         }
     }
     if let Some(broker) = hpfeeds {
@@ -281,4 +281,64 @@ pub async fn serve(
     trust.shutdown().await;
     compare.shutdown().await;
     Ok(())
+}
+
+/// Per-connection limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serve `router` over plain HTTP (HTTP/1.1 with upgrades, and h2c) until `shutdown` resolves:
+/// a connection must send its request head within `header_read_timeout`, at most
+/// `max_connections` are served at once (more are closed on accept). At the signal it stops
+/// accepting and gives requests in flight GRACE to finish, then stops anyway (an idle
+/// keep-alive client must not keep the hub up).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("{} connections open; closing one from {peer}", limits.max_connections);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = tower::ServiceBuilder::new()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+            .service(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(GRACE) => tracing::warn!("connections still open {} s after the signal; stopping anyway", GRACE.as_secs()),
+    }
 }

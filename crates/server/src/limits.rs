@@ -82,6 +82,35 @@ impl RateLimiter {
     }
 }
 
+/// Middleware: a request whose `Content-Length` is over the body limit is a 413 before its body
+/// is read, so a client that sent `Expect: 100-continue` gets no `100 Continue` and no
+/// connection is held for a body that would be refused anyway.
+pub async fn declared_length(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = state.config.max_body_bytes;
+    if declared.is_some_and(|n| n > limit as u64) {
+        let mut resp = crate::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over the limit of {limit} bytes"),
+        )
+        .into_response();
+        // The unread body is not drained: the connection ends with this reply.
+        resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return resp;
+    }
+    next.run(req).await
+}
+
 /// The client's address: the first `X-Forwarded-For` entry when the hub trusts its proxy,
 /// else the peer address of the connection.
 pub fn client_address(req: &Request, trust_proxy: bool) -> IpAddr {

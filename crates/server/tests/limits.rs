@@ -231,3 +231,77 @@ async fn publishes_over_the_item_cap_are_413_naming_it() {
     assert_eq!(status, 201);
     assert_eq!(body["accepted"].as_u64().unwrap() as usize + body["rejected"].as_array().unwrap().len(), cap);
 }
+
+/// The real accept loop (`apiary serve`'s) on an ephemeral port.
+async fn serve_http(config: Config) -> std::net::SocketAddr {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let limits = apiary_server::ConnLimits { header_read_timeout: config.header_read_timeout, max_connections: config.max_connections };
+    let router = apiary_server::app(apiary_server::AppState::new(config, store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _dir = dir;
+        apiary_server::serve_http(listener, router, limits, std::future::pending()).await
+    });
+    addr
+}
+
+/// What the server sends before closing the connection (or within `wait`); `true` if it closed.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, wait: std::time::Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_heads_are_closed_oversized_declared_bodies_get_413_without_100_continue_and_connections_are_capped() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let addr = serve_http(Config {
+        header_read_timeout: Duration::from_millis(800),
+        max_connections: 4,
+        max_body_bytes: 4096,
+        ..Config::default()
+    })
+    .await;
+
+    // Expect: 100-continue with a length over the limit: 413 at once, never 100 Continue.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /api/v1/feeds/alice/f/indicators HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20000000\r\nExpect: 100-continue\r\n\r\n").await.unwrap();
+    let (reply, _) = read_until_closed(&mut s, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(!reply.contains("100 Continue") && reply.contains("too_large"), "{reply}");
+
+    // A head that never ends is closed after the header read timeout.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(closed, "the slow connection is closed");
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after {:?}", started.elapsed());
+
+    // At most 4 connections at once: a fifth is closed on accept; once they go, service resumes.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fifth = TcpStream::connect(addr).await.unwrap();
+    let _ = fifth.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (reply, closed) = read_until_closed(&mut fifth, Duration::from_millis(500)).await;
+    assert!(closed && reply.is_empty(), "over the cap: {reply:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
