@@ -14,6 +14,8 @@ tier is BLOCK. The latency is from the seed's publish (its 201) to the first BLO
     cargo build --release -p apiary
     cargo run --release -p apiary-server --example bench_trust_job -- --data /tmp/h2-trust-data
     scripts/bench-trust-latency.py [--data DIR] [--trials N] [--port P]
+
+Without --data the hub starts on a new, empty directory with just those two feeds.
 """
 import argparse
 import json
@@ -21,12 +23,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "apiary")
+BIN = os.environ.get("APIARY_BIN", os.path.join(ROOT, "target", "release", "apiary"))
 DEEP = ["bruteforce", "login", "commands", "download"]
 
 
@@ -55,12 +58,18 @@ def score(base, tok, value):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/tmp/h2-trust-data")
+    ap.add_argument("--data", default=None)
     ap.add_argument("--trials", type=int, default=25)
     ap.add_argument("--port", type=int, default=18096)
     ap.add_argument("--last", default="11.15.66.63",
                     help="the value bench_trust_job wrote last (its value(999999)): rescored means the first pass is done")
     a = ap.parse_args()
+    fresh = a.data is None
+    if fresh:
+        a.data = tempfile.mkdtemp(prefix="apiary-trust-latency-")
+        for cmd in (["user", "add", "root", "--admin"], ["user", "add", "u10"],
+                    ["feed", "create", "root/f0"], ["feed", "create", "u10/f10"]):
+            subprocess.run([BIN] + cmd + ["--data", a.data], check=True, capture_output=True)
     admin = token(a.data, "root", "read,write,admin")
     stranger = token(a.data, "u10", "read,write")
     base = "http://127.0.0.1:%d" % a.port
@@ -78,11 +87,12 @@ def main():
                 time.sleep(0.1)
         # The first pass after a start scores everything: wait until the value written last has
         # a score written after the start.
-        while (score(base, admin, a.last) or {}).get("scored_at", "")[:19] < since:
+        while not fresh and (score(base, admin, a.last) or {}).get("scored_at", "")[:19] < since:
             if hub.poll() is not None:
                 sys.exit("the hub stopped; see /tmp/bench-trust-latency-hub.log")
             time.sleep(0.5)
-        print("hub start to the whole store scored: %.1f s" % (time.monotonic() - started))
+        if not fresh:
+            print("hub start to the whole store scored: %.1f s" % (time.monotonic() - started))
         lat = []
         for k in range(a.trials):
             value = "95.%d.%d.%d" % (int(time.time()) % 200 + 1, k // 250, k % 250 + 1)
