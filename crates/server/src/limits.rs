@@ -56,6 +56,25 @@ impl RateLimiter {
         self.check_at(key, rate, Instant::now())
     }
 
+    /// Whether `key` has a request left, without taking it (`Err(seconds)`: when it will).
+    pub fn peek(&self, key: Key) -> Result<(), u64> {
+        let rate = match key {
+            Key::Token(_) => self.token,
+            Key::Address(_) => self.anonymous,
+        };
+        if rate.per_second <= 0.0 {
+            return Ok(());
+        }
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(b) = buckets.get(&key) else { return Ok(()) };
+        let tokens = (b.tokens + Instant::now().saturating_duration_since(b.last).as_secs_f64() * rate.per_second).min(rate.burst.max(1.0));
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(((1.0 - tokens) / rate.per_second).ceil().max(1.0) as u64)
+        }
+    }
+
     fn check_at(&self, key: Key, rate: Rate, now: Instant) -> Result<(), u64> {
         if rate.per_second <= 0.0 {
             return Ok(());

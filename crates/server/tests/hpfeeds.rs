@@ -512,3 +512,19 @@ async fn connection_limit_and_graceful_shutdown() {
     assert_eq!(a.next().await, Got::Closed, "open connections are closed");
     assert!(TcpStream::connect(s.addr).await.is_err(), "no longer listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_auths_are_limited_per_address() {
+    let s = setup(|c| c.auth_failures = apiary_server::Rate { per_second: 0.01, burst: 5.0 }).await;
+    for _ in 0..5 {
+        let mut c = Client::connect(s.addr).await;
+        c.auth("pot", "guess").await;
+        c.expect_error_then_close(AUTH_FAILED).await;
+    }
+    // Past the burst even the right secret is refused unchecked, with an ERROR, then closed.
+    for secret in ["guess", "pot-secret"] {
+        let mut c = Client::connect(s.addr).await;
+        c.auth("pot", secret).await;
+        c.expect_error_then_close("Too many failed authentications").await;
+    }
+}

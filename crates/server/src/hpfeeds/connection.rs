@@ -157,6 +157,11 @@ async fn authenticate(shared: &Shared, reader: &mut FrameReader, nonce: &[u8], p
         Ok(_) => return Err("First message was not AUTH".to_owned()),
         Err(e) => return Err(format!("Protocol error: {e}")),
     };
+    let from = crate::limits::Key::Address(peer.ip());
+    if let Err(secs) = shared.auth_failures.peek(from) {
+        tracing::info!(ident, %peer, "hpfeeds: too many failed AUTHs; refused unchecked");
+        return Err(format!("Too many failed authentications from this address; try again in {secs} s"));
+    }
     let record = match shared.store.get_hpfeeds_ident(ident).await {
         Ok(r) => r,
         Err(e) => {
@@ -172,6 +177,7 @@ async fn authenticate(shared: &Shared, reader: &mut FrameReader, nonce: &[u8], p
         Some(r) if matches => Ok(r),
         _ => {
             tracing::info!(ident, %peer, "hpfeeds: authentication failed");
+            let _ = shared.auth_failures.check(from);
             Err(AUTH_FAILED.to_owned())
         }
     }

@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     pub auth_timeout: Duration,
     /// How long shutdown waits for connections to flush and close.
     pub shutdown_timeout: Duration,
+    /// Failed AUTHs allowed per client address (a burst, then a rate); past it an AUTH is
+    /// refused unchecked until the bucket refills, so secrets cannot be guessed fast.
+    pub auth_failures: crate::Rate,
 }
 
 impl BrokerConfig {
@@ -68,6 +71,7 @@ impl BrokerConfig {
             max_queued_bytes: 16 * 1024 * 1024,
             auth_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            auth_failures: crate::Rate { per_second: 0.2, burst: 10.0 },
         }
     }
 }
@@ -80,6 +84,8 @@ struct Shared {
     recorder: Recorder,
     /// The hub's streams: `apiary.sightings` is fed from their bus.
     streams: Arc<Streams>,
+    /// Failed AUTHs per client address.
+    auth_failures: crate::limits::RateLimiter,
 }
 
 /// A bound broker, not yet accepting.
@@ -116,7 +122,7 @@ impl Broker {
             .map_err(|e| anyhow::anyhow!("hpfeeds: cannot listen on {}: {e}", config.listen))?;
         let channels = Arc::new(Channels::new());
         let recorder = Recorder::new(store.clone(), parse);
-        Ok(Broker { listener, shared: Arc::new(Shared { config, store, channels, recorder, streams }) })
+        Ok(Broker { listener, shared: Arc::new(Shared { auth_failures: crate::limits::RateLimiter::new(config.auth_failures, config.auth_failures), config, store, channels, recorder, streams }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
