@@ -141,7 +141,8 @@ impl Session {
     /// The next event already queued for this stream, without waiting; `None`: ask
     /// [`Session::next`]. What a stream drains after `next` to write a batch at once.
     pub fn try_next(&mut self) -> Option<Out> {
-        if self.pending.is_some() || *self.closing.borrow() {
+        // (A closing hub is noticed by `next`, one batch later at most.)
+        if self.pending.is_some() {
             return None;
         }
         loop {
@@ -238,11 +239,11 @@ impl SseBody {
             Err(_) => return Some(Bytes::from_static(b": heartbeat\n\n")),
         };
         let tables = self.asn.get();
-        let mut chunk = BytesMut::new();
+        let mut chunk = BytesMut::with_capacity(16 * 1024);
         let mut next = Some(first);
         while let Some(out) = next.take() {
             match out {
-                Out::Event(ev) => chunk.extend_from_slice(&wire::sse_frame(&tables, &ev)),
+                Out::Event(ev) => wire::put_sse_frame(&mut chunk, &tables, &ev),
                 Out::Lagged(after) => chunk.extend_from_slice(&wire::sse_other("lagged", &lagged_json(after))),
                 Out::End(why) => {
                     chunk.extend_from_slice(&wire::sse_other("end", &json!({"reason": why})));

@@ -27,16 +27,23 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 /// `id: <seq>`, `event: sighting`, `data: <JSON>` and the blank line (the JSON is compact: no
 /// line breaks).
 pub fn sse_frame(e: &Arc<Enrichment>, ev: &Event) -> Bytes {
-    ev.wire(SSE, e, || {
-        let json = event_json(e, ev);
-        let mut b = BytesMut::with_capacity(json.len() + 48);
-        b.put_slice(b"id: ");
-        b.put_slice(ev.seq().to_string().as_bytes());
-        b.put_slice(b"\nevent: sighting\ndata: ");
-        b.put_slice(json.as_bytes());
-        b.put_slice(b"\n\n");
-        b.freeze()
-    })
+    ev.wire(SSE, e, || make_sse_frame(e, ev))
+}
+
+/// Append the SSE frame to `out` (the shared bytes are copied, not referenced).
+pub fn put_sse_frame(out: &mut BytesMut, e: &Arc<Enrichment>, ev: &Event) {
+    ev.with_wire(SSE, e, || make_sse_frame(e, ev), |frame: &Bytes| out.extend_from_slice(frame))
+}
+
+fn make_sse_frame(e: &Arc<Enrichment>, ev: &Event) -> Bytes {
+    let json = event_json(e, ev);
+    let mut b = BytesMut::with_capacity(json.len() + 48);
+    b.put_slice(b"id: ");
+    b.put_slice(ev.seq().to_string().as_bytes());
+    b.put_slice(b"\nevent: sighting\ndata: ");
+    b.put_slice(json.as_bytes());
+    b.put_slice(b"\n\n");
+    b.freeze()
 }
 
 /// An SSE event of another kind (`lagged`, `end`) with its JSON data.
@@ -107,6 +114,10 @@ mod tests {
         assert!(text.ends_with("}\n\n") && text.matches('\n').count() == 4, "one data line: {text}");
         let v: serde_json::Value = serde_json::from_str(text.lines().nth(2).unwrap().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(v["description"], "line\r\nbreak");
+        let mut out = BytesMut::new();
+        put_sse_frame(&mut out, &e, &ev);
+        put_sse_frame(&mut out, &e, &ev);
+        assert_eq!(&out[..], [&a[..], &a[..]].concat().as_slice());
         // Other tables (a reload): made afresh, not the cached bytes.
         let other = Arc::new(Enrichment::default());
         assert_ne!(sse_frame(&other, &ev).as_ptr(), a.as_ptr());
