@@ -196,6 +196,7 @@ pub fn app(state: AppState) -> Router {
         // `Content-Encoding: gzip` bodies are inflated as they are read, so the body limit
         // counts inflated bytes (no zip bombs); other encodings are a 415.
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn(limits::media_type))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state.clone());

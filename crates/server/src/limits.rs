@@ -130,6 +130,49 @@ pub async fn declared_length(
     next.run(req).await
 }
 
+/// The body media types the API reads (JSON in its forms, text lines, CSV; a form-encoded
+/// type is what `curl -d` sends with JSON, read as JSON).
+pub const ACCEPTED_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/json-seq",
+    "text/plain",
+    "text/csv",
+    "application/x-www-form-urlencoded",
+];
+
+/// Whether a request body of this `Content-Type` is one the API reads.
+pub fn accepted_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence.is_empty()
+        || ACCEPTED_MEDIA_TYPES.contains(&essence.as_str())
+        || essence.ends_with("+json")
+        || essence.contains("ndjson")
+        || essence.contains("json-lines")
+        || essence.starts_with("application/vnd.csirtg")
+}
+
+/// Middleware: a body of a type the API does not read (`image/png`, `multipart/form-data`) is
+/// a 415 naming the accepted types, instead of being read as JSON.
+pub async fn media_type(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let has_body = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::DELETE | axum::http::Method::OPTIONS)
+        && req.headers().get(axum::http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() != b"0");
+    if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
+        let ct = String::from_utf8_lossy(ct.as_bytes()).into_owned();
+        if has_body && !accepted_media_type(&ct) {
+            return crate::ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("a `{ct}` body is not read here; send one of: {}", ACCEPTED_MEDIA_TYPES.join(", ")),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// The client's address: the first `X-Forwarded-For` entry when the hub trusts its proxy,
 /// else the peer address of the connection.
 pub fn client_address(req: &Request, trust_proxy: bool) -> IpAddr {
@@ -169,6 +212,16 @@ mod tests {
         assert_eq!(lim.check_at(key, rate, t0 + Duration::from_millis(500)), Ok(()));
         // Another key has its own bucket.
         assert_eq!(lim.check_at(Key::Token(2), rate, t0), Ok(()));
+    }
+
+    #[test]
+    fn media_types() {
+        for ct in ["application/json", "application/json; charset=utf-8", "APPLICATION/X-NDJSON", "text/csv", "", "application/stix+json", "application/x-www-form-urlencoded"] {
+            assert!(accepted_media_type(ct), "{ct}");
+        }
+        for ct in ["image/png", "multipart/form-data; boundary=x", "application/octet-stream", "application/xml"] {
+            assert!(!accepted_media_type(ct), "{ct}");
+        }
     }
 
     #[test]

@@ -138,3 +138,38 @@ async fn times_far_in_the_future_are_refused_and_the_rest_of_the_batch_is_kept()
     assert!(hub.store.get_indicator("45.7.7.134").await.unwrap().is_some());
     assert!(hub.store.get_indicator("45.7.7.132").await.unwrap().is_none());
 }
+
+/// Bodies of a type the API does not read were parsed as JSON: now a 415 naming the accepted
+/// types. HTTP-level refusals on API paths have the JSON error body too.
+#[tokio::test]
+async fn foreign_media_types_are_415_and_http_errors_on_api_paths_are_json() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "f", Visibility::Public).await;
+    for ct in ["image/png", "multipart/form-data; boundary=xyz"] {
+        let resp = hub
+            .req(Method::POST, "/api/v1/feeds/alice/f/indicators", Some(&alice))
+            .header("Content-Type", ct)
+            .body(r#"[{"indicator":"198.51.100.9"}]"#)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json(resp).await;
+        assert_eq!((status, error_code(&body)), (415, "unsupported_media_type".to_string()), "{ct}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("application/json"), "{body}");
+    }
+    assert_eq!(hub.store.stats().await.unwrap().sightings, 0);
+    // JSON and text still go through.
+    let resp = hub.req(Method::POST, "/api/v1/feeds/alice/f/indicators", Some(&alice)).header("Content-Type", "text/plain").body("198.51.100.9\n").send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+
+    for (method, path, status) in [
+        (Method::GET, "/api/v1/no-such-thing", 404),
+        (Method::DELETE, "/api/v1/indicators", 405),
+        (Method::GET, "/api/v1/indicators/%FF%FE", 400),
+    ] {
+        let (got, body) = json(hub.req(method.clone(), path, Some(&alice)).send().await.unwrap()).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        error_code(&body);
+    }
+}
