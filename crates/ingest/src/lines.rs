@@ -17,7 +17,7 @@ pub enum AtEof {
     Hold,
 }
 
-/// One line of input, without its line ending (`\n` or `\r\n`).
+/// One line of input, without its line ending (`\n`, `\r\n` or a lone `\r`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {
     /// 1-based line number.
@@ -25,6 +25,9 @@ pub struct Line<'a> {
     /// Byte offset of the line's first byte in the input.
     pub offset: u64,
     pub bytes: &'a [u8],
+    /// The line ending as written (`\n`, `\r\n`, `\r`; empty for a fragment): a quoted CSV
+    /// field that spans lines keeps it.
+    pub ending: &'a [u8],
     /// False for a fragment at the end of the input with no newline after it.
     pub complete: bool,
 }
@@ -67,33 +70,69 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next line, or `None` at the end of the input (or, with [`AtEof::Hold`], when only a
-    /// fragment without its newline is left).
+    /// fragment without its line ending is left).
+    ///
+    /// A line ends at `\n`, `\r\n` or a lone `\r` (old Mac files: without it a whole file would
+    /// be one line). A UTF-8 byte order mark at offset 0 is not part of the first line.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         if !self.pending {
             self.buf.clear();
         }
         self.pending = false;
-        let n = self.inner.read_until(b'\n', &mut self.buf)?;
+        let complete = loop {
+            let avail = self.inner.fill_buf()?;
+            if self.buf.last() == Some(&b'\r') {
+                // A `\r` ended the bytes read so far: the next byte says whether it is `\r\n`.
+                if avail.is_empty() && self.at_eof == AtEof::Hold {
+                    self.pending = true;
+                    return Ok(None);
+                }
+                if avail.first() == Some(&b'\n') {
+                    self.buf.push(b'\n');
+                    self.inner.consume(1);
+                }
+                break true;
+            }
+            if avail.is_empty() {
+                break false;
+            }
+            match avail.iter().position(|b| *b == b'\n' || *b == b'\r') {
+                Some(i) => {
+                    let lf = avail[i] == b'\n';
+                    self.buf.extend_from_slice(&avail[..=i]);
+                    self.inner.consume(i + 1);
+                    if lf {
+                        break true;
+                    }
+                }
+                None => {
+                    let n = avail.len();
+                    self.buf.extend_from_slice(avail);
+                    self.inner.consume(n);
+                }
+            }
+        };
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let complete = self.buf.last() == Some(&b'\n');
         if !complete && self.at_eof == AtEof::Hold {
             self.pending = true;
             return Ok(None);
         }
-        let _ = n;
         self.number += 1;
         let offset = self.consumed;
         self.consumed += self.buf.len() as u64;
         let mut end = self.buf.len();
         if complete {
-            end -= 1;
+            if self.buf[end - 1] == b'\n' {
+                end -= 1;
+            }
             if end > 0 && self.buf[end - 1] == b'\r' {
                 end -= 1;
             }
         }
-        Ok(Some(Line { number: self.number, offset, bytes: &self.buf[..end], complete }))
+        let start = if offset == 0 && self.buf[..end].starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        Ok(Some(Line { number: self.number, offset, bytes: &self.buf[start..end], ending: &self.buf[end..], complete }))
     }
 }
 
@@ -132,6 +171,26 @@ mod tests {
                 (4, 7, b"ccc".to_vec(), false),
             ]
         );
+    }
+
+    #[test]
+    fn lone_cr_is_a_line_break_and_crlf_one() {
+        let got = collect(b"68.2.2.1\r68.2.2.2\r\n68.2.2.3\r", AtEof::Yield);
+        let lines: Vec<_> = got.iter().map(|(n, o, b, c)| (*n, *o, String::from_utf8(b.clone()).unwrap(), *c)).collect();
+        assert_eq!(
+            lines,
+            vec![(1, 0, "68.2.2.1".into(), true), (2, 9, "68.2.2.2".into(), true), (3, 19, "68.2.2.3".into(), true)]
+        );
+        // A `\r` at the end of what a growing file holds so far waits for the next byte.
+        let mut r = LineReader::new(&b"a\r"[..], AtEof::Hold);
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn bom_at_offset_zero_is_skipped() {
+        let got = collect(b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBFx\n", AtEof::Yield);
+        assert_eq!(got[0].2, b"{\"a\":1}".to_vec());
+        assert_eq!(got[1].2, b"\xEF\xBB\xBFx".to_vec(), "only at the start of the input");
     }
 
     #[test]

@@ -287,6 +287,8 @@ impl Tailer {
                 o.pos.fingerprint = hash_first_line(raw);
             }
             let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+            // A UTF-8 byte order mark starts some files: it is not part of the first event.
+            let bytes = if start == 0 { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
             let cut = bytes.len() > MAX_LINE;
             if cut {
                 self.stats.lines_cut += 1;

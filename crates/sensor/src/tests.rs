@@ -42,6 +42,15 @@ fn a_half_line_waits_for_its_newline() {
 }
 
 #[test]
+fn a_bom_at_the_start_of_the_log_is_not_part_of_the_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cowrie.json");
+    append(&log, "\u{FEFF}{\"eventid\":\"a\"}\n{\"eventid\":\"b\"}\n");
+    let mut t = Tailer::new(&log);
+    assert_eq!(drain(&mut t).0, ["{\"eventid\":\"a\"}", "{\"eventid\":\"b\"}"]);
+}
+
+#[test]
 fn a_missing_file_is_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("cowrie.json");

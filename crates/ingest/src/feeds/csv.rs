@@ -1,7 +1,9 @@
 //! `csv`: any comma-separated table with the value in one column (`--column NAME|N`).
 //!
-//! Read with RFC 4180 rules (the `csv` crate): quoted fields may hold commas, quotes (`""`) and
-//! newlines; a row's line is where it starts. Before the table, a BOM, `#` comment lines and
+//! Read with RFC 4180 rules: quoted fields may hold commas, quotes (`""`) and newlines; a row's
+//! line is where it starts. A quoted field still open at the end of the input, or after 100
+//! lines or 64 KiB, is `unterminated_quote` at its first line, and the lines after that one are
+//! read as rows again (a stray quote costs one row, not the rest of the file). Before the table, a BOM, `#` comment lines and
 //! blank lines are skipped; `#` lines between rows are comments too.
 //!
 //! The first row is a header when none of its cells is a value the core accepts. The value
@@ -17,7 +19,9 @@
 use super::{rejected, skip_bom, Column, Entry, Format, Options, Record};
 use apiary_core::{parse, IType, ParseOptions};
 use serde_json::Value;
-use std::io::{self, BufRead, Read};
+use crate::lines::{AtEof, LineReader};
+use std::collections::VecDeque;
+use std::io::{self, BufRead};
 
 pub struct Csv;
 
@@ -169,112 +173,209 @@ impl Roles {
     }
 }
 
-/// Reads lines, closing up `", "` to `","`. ThreatFox separates its quoted fields with a comma
-/// and a space; by RFC 4180 a field that starts with a space is not quoted, so its quotes would
-/// stay in the cell and a comma inside it (`"c2,CobaltStrike"`) would split it.
-struct ClosedUp<'a> {
-    inner: &'a mut dyn BufRead,
-    line: Vec<u8>,
-    pos: usize,
+/// A quoted field may span lines, but one that is still open after this many lines or bytes
+/// is an unterminated quote: reported at the line it starts on, and reading resumes at the
+/// next line (otherwise one stray quote swallows the rest of the file into a description).
+const MAX_ROW_LINES: usize = 100;
+const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// Where the field splitter is within a row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a field.
+    Start,
+    Unquoted,
+    Quoted,
+    /// A `"` inside a quoted field: the end of the quote, or the first half of `""`.
+    QuoteInQuoted,
 }
 
-impl Read for ClosedUp<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.line.len() {
-            self.line.clear();
-            self.pos = 0;
-            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
-                return Ok(0);
-            }
-            if self.line.windows(4).any(|w| w == b"\", \"") {
-                let mut closed = Vec::with_capacity(self.line.len());
-                let mut i = 0;
-                while i < self.line.len() {
-                    if self.line[i..].starts_with(b"\", \"") {
-                        closed.extend_from_slice(b"\",\"");
-                        i += 4;
-                    } else {
-                        closed.push(self.line[i]);
-                        i += 1;
-                    }
-                }
-                self.line = closed;
-            }
-        }
-        let n = out.len().min(self.line.len() - self.pos);
-        out[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+/// RFC 4180 field splitting, fed one physical line at a time.
+struct Row {
+    fields: Vec<Vec<u8>>,
+    cur: Vec<u8>,
+    state: State,
+    /// The physical lines the row has taken so far, with their endings (kept to re-read them if
+    /// the quote never ends).
+    lines: Vec<(u64, Vec<u8>, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl Row {
+    fn new() -> Row {
+        Row { fields: Vec::new(), cur: Vec::new(), state: State::Start, lines: Vec::new(), bytes: 0 }
     }
+
+    fn clear(&mut self) {
+        self.fields.clear();
+        self.cur.clear();
+        self.state = State::Start;
+        self.lines.clear();
+        self.bytes = 0;
+    }
+
+    /// Add one line; true when the row is complete (no quoted field left open).
+    fn push(&mut self, number: u64, line: &[u8], ending: &[u8]) -> bool {
+        if let Some((_, _, before)) = self.lines.last() {
+            // The line break inside a quoted field is part of its value, as written.
+            self.cur.extend_from_slice(before);
+        }
+        self.lines.push((number, line.to_vec(), ending.to_vec()));
+        self.bytes += line.len() + 1;
+        for &b in line {
+            self.state = match (self.state, b) {
+                (State::Start, b'"') => State::Quoted,
+                (State::Start | State::Unquoted | State::QuoteInQuoted, b',') => {
+                    self.fields.push(std::mem::take(&mut self.cur));
+                    State::Start
+                }
+                (State::Quoted, b'"') => State::QuoteInQuoted,
+                (State::QuoteInQuoted, b'"') => {
+                    self.cur.push(b'"');
+                    State::Quoted
+                }
+                (State::Quoted, b) => {
+                    self.cur.push(b);
+                    State::Quoted
+                }
+                // Text after a closing quote, or a quote inside an unquoted field: kept as written.
+                (_, b) => {
+                    self.cur.push(b);
+                    State::Unquoted
+                }
+            };
+        }
+        if self.state == State::Quoted {
+            return false;
+        }
+        self.fields.push(std::mem::take(&mut self.cur));
+        true
+    }
+
+    fn too_long(&self) -> bool {
+        self.lines.len() > MAX_ROW_LINES || self.bytes > MAX_ROW_BYTES
+    }
+}
+
+/// Close up `", "` to `","`. ThreatFox separates its quoted fields with a comma and a space;
+/// by RFC 4180 a field that starts with a space is not quoted, so its quotes would stay in the
+/// cell and a comma inside it (`"c2,CobaltStrike"`) would split it.
+fn close_up(line: &[u8]) -> Vec<u8> {
+    let mut closed = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(b"\", \"") {
+            closed.extend_from_slice(b"\",\"");
+            i += 4;
+        } else {
+            closed.push(line[i]);
+            i += 1;
+        }
+    }
+    closed
 }
 
 /// Read a table: leading comments, header detection, rows.
 pub(crate) fn read_table(input: &mut dyn BufRead, opts: &Options, names: &Names, out: &mut dyn FnMut(Entry)) -> io::Result<()> {
     skip_bom(input)?;
-    // The comment block before the table, read line by line (no quoting can be open there).
-    let mut lead = 0u64;
-    let mut last_comment: Option<String> = None;
+    let mut reader = LineReader::new(input, AtEof::Yield);
+    // Lines to read again before the reader's next (those after an unterminated quote's start).
+    let mut replay: VecDeque<(u64, Vec<u8>, Vec<u8>)> = VecDeque::new();
+    let mut row = Row::new();
+    let mut table = Table { roles: None, last_comment: None, column: opts.column.as_ref(), names, parse_opts: ParseOptions::default() };
     loop {
-        let buf = input.fill_buf()?;
-        let Some(&first) = buf.iter().find(|b| !matches!(b, b' ' | b'\t')) else { break };
-        if first != b'#' && first != b'\n' && first != b'\r' {
-            break;
-        }
-        let mut line = Vec::new();
-        input.read_until(b'\n', &mut line)?;
-        lead += 1;
-        let text = String::from_utf8_lossy(&line).trim().to_owned();
-        if text.is_empty() {
-            out(Entry::Blank);
-        } else {
-            out(Entry::Comment);
-            last_comment = Some(text);
-        }
-    }
-    let source: Box<dyn Read + '_> =
-        if names.spaced_separators { Box::new(ClosedUp { inner: input, line: Vec::new(), pos: 0 }) } else { Box::new(input) };
-    let mut rdr = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).comment(Some(b'#')).from_reader(source);
-    let mut roles: Option<Roles> = None;
-    let column = opts.column.as_ref();
-    if names.header_in_comments {
-        // abuse.ch puts the header in the comment block: `# id,dateadded,url,...`.
-        if let Some(c) = last_comment.filter(|c| c.contains(',')) {
-            let header: Vec<String> = c.trim_start_matches('#').split(',').map(|h| h.trim().trim_matches('"').trim().to_owned()).collect();
-            let candidate = Roles::from_header(header, names, column).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            if candidate.value.is_some() {
-                roles = Some(candidate);
-            }
-        }
-    }
-    let mut rec = ::csv::ByteRecord::new();
-    let parse_opts = ParseOptions::default();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => match e.kind() {
-                ::csv::ErrorKind::Io(_) => {
-                    return Err(match e.into_kind() {
-                        ::csv::ErrorKind::Io(io) => io,
-                        _ => unreachable!("matched an I/O error"),
-                    })
-                }
-                _ => {
-                    let line = e.position().map_or(0, |p| p.line() + lead);
-                    out(rejected(line, "bad_row", "", format!("unreadable CSV row: {e}")));
+        let (number, line, ending) = match replay.pop_front() {
+            Some(l) => l,
+            None => match reader.next_line()? {
+                Some(l) if names.spaced_separators => (l.number, close_up(l.bytes), l.ending.to_vec()),
+                Some(l) => (l.number, l.bytes.to_vec(), l.ending.to_vec()),
+                // The end, inside a quoted field: the lines after its start are rows again.
+                None if !row.lines.is_empty() => {
+                    unterminated(&mut row, &mut replay, out);
                     continue;
                 }
+                None => break,
             },
+        };
+        if row.lines.is_empty() {
+            // Between rows: blank lines and `#` comments (the last one before the table may be
+            // abuse.ch's header).
+            let t = String::from_utf8_lossy(&line);
+            let t = t.trim();
+            if t.is_empty() {
+                out(Entry::Blank);
+                continue;
+            }
+            if t.starts_with('#') {
+                out(Entry::Comment);
+                if table.roles.is_none() {
+                    table.last_comment = Some(t.to_owned());
+                }
+                continue;
+            }
         }
-        let line = rec.position().map_or(0, |p| p.line() + lead);
-        let fields: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+        if row.push(number, &line, &ending) {
+            let start = row.lines[0].0;
+            let fields: Vec<String> = row.fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            row.clear();
+            table.row(start, fields, out)?;
+        } else if row.too_long() {
+            unterminated(&mut row, &mut replay, out);
+        }
+    }
+    Ok(())
+}
+
+/// Report the open row's first line as an unterminated quote and queue its other lines to be
+/// read again as rows.
+fn unterminated(row: &mut Row, replay: &mut VecDeque<(u64, Vec<u8>, Vec<u8>)>, out: &mut dyn FnMut(Entry)) {
+    let mut lines = std::mem::take(&mut row.lines);
+    row.clear();
+    let (start, first, _) = lines.remove(0);
+    for l in lines.into_iter().rev() {
+        replay.push_front(l);
+    }
+    out(rejected(
+        start,
+        "unterminated_quote",
+        &String::from_utf8_lossy(&first),
+        format!(
+            "a quoted field opened on this line is not closed (by the end of the input, or within {MAX_ROW_LINES} lines / {} KiB); reading goes on at the next line",
+            MAX_ROW_BYTES / 1024
+        ),
+    ));
+}
+
+/// Header detection and rows, once the rows are split.
+struct Table<'a> {
+    roles: Option<Roles>,
+    last_comment: Option<String>,
+    column: Option<&'a Column>,
+    names: &'a Names,
+    parse_opts: ParseOptions,
+}
+
+impl Table<'_> {
+    fn row(&mut self, line: u64, fields: Vec<String>, out: &mut dyn FnMut(Entry)) -> io::Result<()> {
+        let (names, column, parse_opts) = (self.names, self.column, &self.parse_opts);
+        if self.roles.is_none() && names.header_in_comments {
+            // abuse.ch puts the header in the comment block: `# id,dateadded,url,...`.
+            if let Some(c) = self.last_comment.take().filter(|c| c.contains(',')) {
+                let header: Vec<String> =
+                    c.trim_start_matches('#').split(',').map(|h| h.trim().trim_matches('"').trim().to_owned()).collect();
+                let candidate = Roles::from_header(header, names, column).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                if candidate.value.is_some() {
+                    self.roles = Some(candidate);
+                }
+            }
+        }
         if fields.iter().all(|f| f.trim().is_empty()) {
             out(Entry::Blank);
-            continue;
+            return Ok(());
         }
-        let Some(r) = &roles else {
+        let Some(r) = &self.roles else {
             // The first row: a header unless one of its cells is a value.
-            let is_data = fields.iter().any(|f| parse(f, None, &parse_opts).is_ok());
+            let is_data = fields.iter().any(|f| parse(f, None, parse_opts).is_ok());
             if is_data {
                 let value = match column {
                     Some(Column::Name(n)) => {
@@ -284,21 +385,21 @@ pub(crate) fn read_table(input: &mut dyn BufRead, opts: &Options, names: &Names,
                         ))
                     }
                     Some(Column::Number(n)) => Some(n - 1),
-                    None => fields.iter().position(|f| parse(f, None, &parse_opts).is_ok()),
+                    None => fields.iter().position(|f| parse(f, None, parse_opts).is_ok()),
                 };
                 let r = Roles { value, ..Roles::default() };
                 out(r.record(line, &fields));
-                roles = Some(r);
+                self.roles = Some(r);
             } else {
                 // Without a column named like a value, the next row picks it (below).
                 let r = Roles::from_header(fields, names, column).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 out(Entry::Header);
-                roles = Some(r);
+                self.roles = Some(r);
             }
-            continue;
+            return Ok(());
         };
         if r.value.is_none() && !r.header.is_empty() {
-            let found = fields.iter().position(|f| parse(f, None, &parse_opts).is_ok());
+            let found = fields.iter().position(|f| parse(f, None, parse_opts).is_ok());
             let header = r.header.clone();
             let mut nr = Roles::from_header(header, names, found.map(|i| Column::Number(i + 1)).as_ref())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -307,11 +408,11 @@ pub(crate) fn read_table(input: &mut dyn BufRead, opts: &Options, names: &Names,
             }
             out(nr.record(line, &fields));
             if nr.value.is_some() {
-                roles = Some(nr);
+                self.roles = Some(nr);
             }
-            continue;
+            return Ok(());
         }
         out(r.record(line, &fields));
+        Ok(())
     }
-    Ok(())
 }

@@ -126,7 +126,8 @@ fn abusech_feodo_quoted_header_after_comments() {
     assert_eq!(r.observed_at.map(apiary_core::format_time).as_deref(), Some("2023-05-23T17:51:44Z"));
     assert_eq!(r.observed_until.map(apiary_core::format_time).as_deref(), Some("2024-04-01T00:00:00Z"));
     assert_eq!(r.extra["c2_status"], "online");
-    assert_eq!((st.header_rows, st.comment_lines, st.rejected), (1, 4, 0));
+    // Four comment lines before the table and `# END 3 entries` after it.
+    assert_eq!((st.header_rows, st.comment_lines, st.rejected), (1, 5, 0));
     assert_eq!((st.excluded, st.exportable), (1, 2));
 }
 
@@ -596,4 +597,44 @@ mod properties {
             prop_assert_eq!(values(&second), values(&reports));
         }
     }
+}
+
+#[test]
+fn csv_unterminated_quote_costs_one_row_not_the_rest_of_the_file() {
+    // The tester's file: 200 lines, a stray quote on line 4.
+    let mut input = String::from("indicator,description\n");
+    for i in 2..=200u32 {
+        if i == 4 {
+            input.push_str("74.9.9.9,\"unterminated description\n");
+        } else {
+            input.push_str(&format!("74.9.{}.{},row {i}\n", i / 250, i % 250));
+        }
+    }
+    let (reports, st, _) = import("csv", input.as_bytes(), Options::default());
+    assert_eq!(problems(&st), [(4, "unterminated_quote")]);
+    assert_eq!((reports.len(), st.rejected), (198, 1));
+    assert_eq!(reports[2].description.as_deref(), Some("row 5"), "line 5 is a row of its own");
+    assert_eq!(reports.last().unwrap().indicator.value, "74.9.0.200");
+
+    // A quoted field may span lines; one open for more than 100 lines is unterminated, and the
+    // rows inside it are read again.
+    let (reports, st, _) = import("csv", b"ip,desc\n198.51.100.1,\"two\nlines\"\n198.51.100.2,ok\n", Options::default());
+    assert_eq!(reports[0].description.as_deref(), Some("two\nlines"));
+    assert_eq!((reports.len(), st.rejected), (2, 0));
+    let mut long = String::from("ip,desc\n198.51.100.1,\"open\n");
+    for _ in 0..150 {
+        long.push_str("198.51.100.3,x\n");
+    }
+    long.push_str("198.51.100.4,\"closes late\"\"\"\n");
+    let (reports, st, _) = import("csv", long.as_bytes(), Options::default());
+    assert_eq!(problems(&st), [(2, "unterminated_quote")]);
+    assert_eq!(reports.len(), 151);
+    assert_eq!(reports[150].description.as_deref(), Some("closes late\""));
+}
+
+#[test]
+fn text_with_cr_only_line_endings_keeps_every_value() {
+    let (reports, st, _) = import("text", b"68.2.2.1\r68.2.2.2\r68.2.2.3\r", Options::default());
+    assert_eq!(values(&reports), [(IType::Ipv4, "68.2.2.1"), (IType::Ipv4, "68.2.2.2"), (IType::Ipv4, "68.2.2.3")]);
+    assert_eq!(st.rejected, 0);
 }
