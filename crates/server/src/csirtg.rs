@@ -242,7 +242,9 @@ async fn feeds(
             name,
             description: text("description"),
             license_name: lic.and_then(|l| l.get("name")).and_then(Value::as_str).map(str::to_string).or_else(|| text("license_name")),
-            license_url: lic.and_then(|l| l.get("url")).and_then(Value::as_str).map(str::to_string).or_else(|| text("license_url")),
+            license_url: crate::api::feeds::license_url(
+                lic.and_then(|l| l.get("url")).and_then(Value::as_str).map(str::to_string).or_else(|| text("license_url")),
+            )?,
             visibility,
         })
         .await

@@ -211,7 +211,14 @@ impl ExportParams {
         } else {
             (min_confidence, None)
         };
-        let categories = matches!(given(&self.categories), Some(v) if !matches!(v, "0" | "false" | "no"));
+        // A flag is a boolean: `maybe` must not count as yes.
+        let categories = match given(&self.categories).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("0" | "false" | "no" | "off") => false,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some(other) => {
+                return Err(ApiError::invalid("invalid_flag", format!("`categories` `{other}`: use true or false")));
+            }
+        };
         // A set name the format cannot use would silently become `apiary` and replace that set.
         if let Some(set) = given(&self.set) {
             if fmt::ipset::set_base(set) != set {

@@ -173,3 +173,34 @@ async fn foreign_media_types_are_415_and_http_errors_on_api_paths_are_json() {
         error_code(&body);
     }
 }
+
+/// A `javascript:` licence URL was stored and rendered as a link; `categories=maybe` counted
+/// as yes. Both are refused now.
+#[tokio::test]
+async fn licence_urls_must_be_http_and_flags_boolean() {
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    for url in ["javascript:alert(1)", "data:text/html,x", "//evil.example/x", "http://"] {
+        let body = json!({"name": "f", "license_name": "L", "license_url": url});
+        let (status, b) = json(hub.req(Method::POST, "/api/v1/feeds", Some(&alice)).json(&body).send().await.unwrap()).await;
+        assert_eq!((status, error_code(&b)), (422, "invalid_license_url".to_string()), "{url}");
+        let csirtg = json!({"feed": {"name": "g", "license": {"name": "L", "url": url}}});
+        let (status, _) = json(hub.csirtg(Method::POST, "/users/alice/feeds", &alice).json(&csirtg).send().await.unwrap()).await;
+        assert_eq!(status, 422, "csirtg {url}");
+    }
+    assert!(hub.store.get_feed("alice", "f").await.unwrap().is_none());
+    let body = json!({"name": "f", "license_name": "CC-BY", "license_url": "https://creativecommons.org/licenses/by/4.0/"});
+    let (status, _) = json(hub.req(Method::POST, "/api/v1/feeds", Some(&alice)).json(&body).send().await.unwrap()).await;
+    assert_eq!(status, 201);
+    let (status, _) = json(hub.req(Method::PATCH, "/api/v1/feeds/alice/f", Some(&alice)).json(&json!({"license_url": "javascript:alert(1)"})).send().await.unwrap()).await;
+    assert_eq!(status, 422);
+    let page = hub.req(Method::GET, "/feeds/alice/f", None).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("href=\"https://creativecommons.org/licenses/by/4.0/\""));
+    assert!(!page.contains("javascript:"));
+
+    let path = "/api/v1/feeds/alice/f/export?format=suricata-iprep&categories=";
+    for (v, want) in [("maybe", 422), ("true", 200), ("false", 200)] {
+        let resp = hub.req(Method::GET, &format!("{path}{v}"), Some(&alice)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), want, "categories={v}");
+    }
+}

@@ -18,6 +18,28 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     Ok(Json(json!({"items": feeds.iter().map(views::feed).collect::<Vec<_>>()})))
 }
 
+/// A licence link must be an `http(s)` URL: anything else (`javascript:`, `data:`) would be a
+/// script in the feed's page. 422 otherwise; an empty string clears it.
+pub fn license_url(url: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(url) = url else { return Ok(None) };
+    let trimmed = url.trim();
+    if trimmed.is_empty() {
+        return Ok(Some(String::new()));
+    }
+    if is_web_url(trimmed) {
+        Ok(Some(trimmed.to_string()))
+    } else {
+        Err(ApiError::invalid("invalid_license_url", format!("`license_url` `{}`: use an http:// or https:// URL", crate::intake::shorten(trimmed))))
+    }
+}
+
+/// Whether `url` is an absolute `http://` or `https://` URL with a host (what pages link to).
+pub fn is_web_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !url.chars().any(|c| c.is_control() || c.is_whitespace()))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewFeedBody {
@@ -44,7 +66,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
             name: body.name,
             description: body.description,
             license_name: body.license_name,
-            license_url: body.license_url,
+            license_url: license_url(body.license_url)?,
             visibility: body.visibility.unwrap_or_default(),
         })
         .await?;
@@ -82,7 +104,7 @@ pub async fn update(
     let update = FeedUpdate {
         description: body.description,
         license_name: body.license_name,
-        license_url: body.license_url,
+        license_url: license_url(body.license_url)?,
         visibility: body.visibility,
     };
     let feed = state.store.update_feed(&owner, &name, update).await?;

@@ -110,8 +110,9 @@ pub async fn page(
         visibility(&feed),
         esc(feed.description.as_deref().unwrap_or("")),
         match (&feed.license_name, &feed.license_url) {
-            (Some(n), Some(u)) => format!("Licence: <a href=\"{}\" rel=\"noopener\">{}</a>", esc(u), esc(n)),
-            (Some(n), None) => format!("Licence: {}", esc(n)),
+            // Only http(s) links (a stored `javascript:` URL from before the API refused it stays text).
+            (Some(n), Some(u)) if crate::api::feeds::is_web_url(u) => format!("Licence: <a href=\"{}\" rel=\"noopener\">{}</a>", esc(u), esc(n)),
+            (Some(n), _) => format!("Licence: {}", esc(n)),
             _ => String::new(),
         },
         format_args!(" · created {}", time(feed.created_at)),
