@@ -1,4 +1,6 @@
-//! The feed comparison job: every `interval`, read every value with the feeds that list it
+//! The feed comparison job: soon after the sightings log grew (at most every
+//! max(`min_gap`, `gap_factor` × the last run's duration)) and at least every `interval`, read
+//! every value with the feeds that list it
 //! ([`Store::feed_presence_after`], page by page), compare the feeds
 //! ([`apiary_core::trust::compare`]) and store the result ([`Store::put_feed_comparison`]), which
 //! `GET /api/v1/compare` serves ([`crate::api::compare`]). Never on a request path.
@@ -30,13 +32,21 @@ pub const LEASE: &str = "feed-comparison";
 /// Values read per store call.
 const PAGE: usize = 20_000;
 
-/// Timing of the comparison job.
+/// Timing of the comparison job: it reruns soon after the data changed, but never more often
+/// than its last run's cost allows, and at least every `interval`.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
     /// Run the job at all.
     pub enabled: bool,
-    /// How often the comparison is recomputed (the first run starts soon after the hub).
+    /// The longest time between runs, changed data or not (source tiers and time move too).
     pub interval: Duration,
+    /// How often the job looks whether the sightings log grew since its last run.
+    pub check: Duration,
+    /// The shortest time between runs started by new data...
+    pub min_gap: Duration,
+    /// ...or this many times the last run's duration, if longer (a big hub does not spend all
+    /// its time recomputing).
+    pub gap_factor: u32,
 }
 
 impl Default for CompareOptions {
@@ -44,7 +54,18 @@ impl Default for CompareOptions {
         CompareOptions {
             enabled: true,
             interval: Duration::from_secs(600),
+            check: Duration::from_secs(15),
+            min_gap: Duration::from_secs(30),
+            gap_factor: 10,
         }
+    }
+}
+
+impl CompareOptions {
+    /// Whether to run now: `since` the start of the last run, which took `took`, and whether
+    /// the sightings log `grew` since that run started.
+    pub fn due(&self, since: Duration, took: Duration, grew: bool) -> bool {
+        since >= self.interval || (grew && since >= self.min_gap.max(took * self.gap_factor))
     }
 }
 
@@ -74,15 +95,29 @@ pub fn start(store: Arc<dyn Store>, options: CompareOptions) -> CompareJob {
     CompareJob { job: Some(job) }
 }
 
-/// The job's loop: compare, store, sleep `interval`, until `stop`.
+/// The job's loop, until `stop`: compare and store, then every `check` look at the sightings
+/// log's last sequence number and run again when [`CompareOptions::due`] says so.
 pub async fn run(store: Arc<dyn Store>, options: CompareOptions, mut stop: watch::Receiver<bool>) {
     // Let the hub finish starting (and the trust job take its first look) before the first run.
     let mut wait = Duration::from_secs(2);
+    // The log's last sequence number when the last run started (None: not known).
+    let mut seen: Option<i64> = None;
+    let mut last: Option<(std::time::Instant, Duration)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        wait = options.check;
+        // A store without the log's sequence: only the interval reruns.
+        let now_seq = store.last_sighting_seq().await.ok();
+        if let Some((at, took)) = last {
+            let grew = now_seq.is_some() && now_seq != seen;
+            if !options.due(at.elapsed(), took, grew) {
+                continue;
+            }
+        }
+        seen = now_seq;
         let started = std::time::Instant::now();
         match run_once(store.as_ref(), crate::export::allowlist()).await {
             Ok(c) => tracing::info!(
@@ -94,7 +129,7 @@ pub async fn run(store: Arc<dyn Store>, options: CompareOptions, mut stop: watch
             ),
             Err(e) => tracing::warn!("feed comparison failed: {e}"),
         }
-        wait = options.interval;
+        last = Some((started, started.elapsed()));
     }
 }
 
@@ -221,5 +256,26 @@ fn stored_groups(ids: &[Option<i64>]) -> Groups {
         of_source,
         count: dense.len() as u32,
         links: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_data_reruns_soon_but_not_more_often_than_the_last_run_costs() {
+        let o = CompareOptions::default();
+        let s = Duration::from_secs;
+        // A fresh hub: quick runs, new sightings → rerun after 30 s.
+        assert!(!o.due(s(15), Duration::from_millis(40), true));
+        assert!(o.due(s(30), Duration::from_millis(40), true));
+        // Nothing new: only the interval.
+        assert!(!o.due(s(300), Duration::from_millis(40), false));
+        assert!(o.due(s(600), Duration::from_millis(40), false));
+        // A big hub whose run takes 20 s waits 200 s for new data, and 600 s at most.
+        assert!(!o.due(s(150), s(20), true));
+        assert!(o.due(s(200), s(20), true));
+        assert!(o.due(s(600), s(120), true), "the interval bounds the wait");
     }
 }

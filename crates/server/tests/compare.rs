@@ -125,3 +125,58 @@ async fn compare_rows_and_overlap_follow_readability_and_seeds() {
     let (_, anon) = json(hub.req(Method::GET, "/api/v1/compare", None).send().await.unwrap()).await;
     assert_eq!(anon["items"].as_array().unwrap().len(), 3);
 }
+
+/// The job reruns soon after new sightings (not only every `interval`), so a fresh hub shows a
+/// comparison within seconds of its data changing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_reruns_when_the_sightings_log_grows() {
+    use apiary_server::compare::{self, CompareOptions};
+    let hub = Hub::start().await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "one", Visibility::Public).await;
+    hub.feed("alice", "two", Visibility::Public).await;
+    let options = CompareOptions {
+        check: std::time::Duration::from_millis(100),
+        min_gap: std::time::Duration::from_millis(200),
+        ..CompareOptions::default()
+    };
+    assert_eq!(options.interval, std::time::Duration::from_secs(600), "only new data can explain a second run here");
+    let job = compare::start(hub.store.clone(), options);
+    let volume = |feed: &'static str| {
+        let (hub, alice) = (&hub, &alice);
+        async move {
+            let (_, body) = json(hub.req(Method::GET, "/api/v1/compare", Some(alice)).send().await.unwrap()).await;
+            body["items"].as_array().and_then(|rows| rows.iter().find(|r| r["feed"] == format!("alice/{feed}")).and_then(|r| r["volume"].as_u64()))
+        }
+    };
+    let wait_for = |feed: &'static str, want: u64| {
+        let (volume, hub, alice) = (&volume, &hub, &alice);
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                if volume(feed).await == Some(want) {
+                    break;
+                }
+                if start.elapsed() > std::time::Duration::from_secs(20) {
+                    let (_, body) = json(hub.req(Method::GET, "/api/v1/compare", Some(alice)).send().await.unwrap()).await;
+                    panic!("{feed} never showed volume {want}: {body}");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let publish = |feed: &'static str, values: serde_json::Value| {
+        let (hub, alice) = (&hub, &alice);
+        async move {
+            let (status, body) = json(hub.req(Method::POST, &format!("/api/v1/feeds/alice/{feed}/indicators"), Some(alice)).json(&values).send().await.unwrap()).await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    publish("one", serde_json::json!(["45.2.2.1", "45.2.2.2"])).await;
+    wait_for("one", 2).await;
+    publish("two", serde_json::json!(["45.2.2.1", "45.2.2.3", "45.2.2.4"])).await;
+    wait_for("two", 3).await;
+    publish("one", serde_json::json!(["45.2.2.5"])).await;
+    wait_for("one", 3).await;
+    job.shutdown().await;
+}
