@@ -9,7 +9,7 @@
 #      --bus nats://…` on one PostgreSQL and one NATS, publish on A, native stream (SSE) on B
 #      (scripts/bench-two-nodes.py, N sightings at RATE a second).
 #
-#   scripts/bench-scale-out.sh    # env: EVENTS (100000), RUNS (3), N (500), RATE (50),
+#   scripts/bench-scale-out.sh    # env: EVENTS (100000), RUNS (3), N (500), RATE (50), BUILD (1),
 #                                 #      PG (postgres://postgres@127.0.0.1:5432/test), NATS (nats://127.0.0.1:4222)
 #
 # Everything it creates (schemas apiary_bench_*, the stream, temp dirs) is removed at the end.
@@ -22,8 +22,10 @@ RATE=${RATE:-50}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 NATS=${NATS:-nats://127.0.0.1:4222}
 BIN=target/release/apiary
-cargo build -q --release -p apiary
-cargo build -q --release -p apiary-store --example bench_scale
+if [ "${BUILD:-1}" = 1 ]; then    # BUILD=0: use the release binaries already built
+    cargo build -q --release -p apiary
+    cargo build -q --release -p apiary-store --example bench_scale
+fi
 
 work=$(mktemp -d)
 pids=()
