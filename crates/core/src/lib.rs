@@ -16,6 +16,7 @@ pub mod normalise;
 pub mod sessions;
 pub mod special;
 pub mod time;
+pub mod limits;
 pub mod trust;
 
 pub use allowlist::{Allowlist, ListKind, ListUse, Listed, WarningList};
@@ -24,4 +25,4 @@ pub use indicator::{Derived, Flag, Indicator};
 pub use itype::IType;
 pub use normalise::{parse, ParseOptions};
 pub use special::Reserved;
-pub use time::{format_time, parse_time};
+pub use time::{check_reported_time, format_time, parse_time};

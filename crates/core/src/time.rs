@@ -257,3 +257,34 @@ mod tests {
         }
     }
 }
+
+/// How far after its arrival a reported time may be: clock skew between a sensor and the hub.
+pub const MAX_FUTURE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// The one rule for a reported time against its arrival (`now`), applied on every path in
+/// (publish, imports, hpfeeds, sensor events, sessions): more than [`MAX_FUTURE`] after arrival
+/// is `in_future` (a record dated 2999 would top every newest-first list and never age out), and
+/// before 1970 is `time_out_of_range`. `Err` holds (code, message naming `field`).
+pub fn check_reported_time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), (&'static str, String)> {
+    if t > now + MAX_FUTURE {
+        return Err(("in_future", format!("`{field}` {} is more than a day after its arrival", format_time(t))));
+    }
+    if t < DateTime::<Utc>::UNIX_EPOCH {
+        return Err(("time_out_of_range", format!("`{field}` {} is before 1970", format_time(t))));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod reported_time_tests {
+    use super::*;
+
+    #[test]
+    fn a_day_of_skew_is_allowed_the_far_future_and_before_1970_are_not() {
+        let now = parse_time("2026-12-04T18:00:00Z").unwrap();
+        assert!(check_reported_time("t", now + chrono::TimeDelta::hours(23), now).is_ok());
+        assert_eq!(check_reported_time("t", parse_time("9999-01-01T00:00:00Z").unwrap(), now).unwrap_err().0, "in_future");
+        let before = DateTime::<Utc>::UNIX_EPOCH - chrono::TimeDelta::seconds(1);
+        assert_eq!(check_reported_time("t", before, now).unwrap_err().0, "time_out_of_range");
+    }
+}

@@ -462,6 +462,10 @@ pub fn run(config: &Config, mode: Mode, stop: &AtomicBool) -> Result<Stats, Erro
     Ok(stats)
 }
 
+/// Largest event line the hub accepts: an event of [`tail::MAX_LINE`] plus its envelope (the
+/// hub's `MAX_LINE_BYTES`, kept equal so that what is shipped is never refused for size).
+pub const MAX_WIRE: usize = tail::MAX_LINE + 4 * 1024;
+
 fn ship_line(encoder: &Encoder, spool: &mut Spool, stats: &mut Stats, line: &Line, pos: &Position) -> std::io::Result<()> {
     stats.lines += 1;
     if line.bytes.iter().all(u8::is_ascii_whitespace) {
@@ -474,9 +478,10 @@ fn ship_line(encoder: &Encoder, spool: &mut Spool, stats: &mut Stats, line: &Lin
     }
     match encoder.encode(line.bytes, &pos.fingerprint, line.start) {
         Encoded::Event { wire, lossy } => {
-            if wire.len() > spool::MAX_RECORD {
+            if wire.len() > MAX_WIRE.min(spool::MAX_RECORD) {
+                // Only when invalid UTF-8 replaced grew the line past what the hub takes.
                 stats.too_large += 1;
-                stats.problem(&pos.file, line.number, "event too large to ship".into());
+                stats.problem(&pos.file, line.number, format!("event of {} bytes: over the hub's limit, not shipped", wire.len()));
                 return Ok(());
             }
             if lossy {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 /// Most ports one sighting may list (a wide range is refused rather than stored as thousands).
 const MAX_PORTS: usize = 1024;
 /// Limits on free-text fields (a sighting is a fact, not a document).
-const MAX_DESCRIPTION: usize = 4096;
+const MAX_DESCRIPTION: usize = apiary_core::limits::MAX_DESCRIPTION;
 const MAX_TAGS: usize = 64;
 const MAX_TAG_LEN: usize = 128;
 
@@ -115,14 +115,10 @@ impl Intake<'_> {
         let last = time_field(&mut obj, &["lasttime", "last_at"])?;
         let report = time_field(&mut obj, &["reporttime", "reported_at"])?;
         // A time far in the future would top every newest-first list and never leave the
-        // export windows: allow a day of clock skew, refuse the rest.
-        let latest = self.received_at + chrono::Duration::days(1);
+        // export windows: the one rule of every path in (a day of clock skew allowed).
         for (name, t) in [("firsttime", first), ("lasttime", last), ("reporttime", report)] {
-            if let Some(t) = t.filter(|t| *t > latest) {
-                return Err(reject(
-                    "time_out_of_range",
-                    format!("`{name}` {} is more than a day after the hub's clock", t.to_rfc3339()),
-                ));
+            if let Some(Err((code, message))) = t.map(|t| apiary_core::check_reported_time(name, t, self.received_at)) {
+                return Err(reject(code, message));
             }
         }
         let observed_at = first.or(last).or(report).unwrap_or(self.received_at);
@@ -132,11 +128,18 @@ impl Intake<'_> {
         };
         let claimed_confidence = confidence_field(&mut obj)?;
         let sensor = string_field(&mut obj, "sensor")?.filter(|s| !s.trim().is_empty());
+        let ident = |field: &str, v: Option<&str>| match v.map(|v| apiary_core::limits::check_ident(field, v)) {
+            Some(Err(message)) => Err(reject("field_too_long", message)),
+            _ => Ok(()),
+        };
+        ident("sensor", sensor.as_deref())?;
+        ident("protocol", protocol.as_deref())?;
         let count = count_field(&mut obj)?;
         let mut idempotency_key = string_field(&mut obj, "idempotency_key")?.filter(|k| !k.is_empty());
         if idempotency_key.is_none() && self.uuid_is_key {
             idempotency_key = obj.get("uuid").and_then(Value::as_str).filter(|u| !u.is_empty()).map(|u| format!("uuid:{u}"));
         }
+        ident("idempotency_key", idempotency_key.as_deref())?;
         if raw.trim() != ind.value && !obj.contains_key("original_indicator") {
             // Nothing the client sent is lost: keep the value as written next to its normal form.
             obj.insert("original_indicator".into(), Value::String(raw));
@@ -378,9 +381,10 @@ mod tests {
 /// A report from a source reader (a Cowrie session, a feed file, an hpfeeds message) as a
 /// sighting of `feed_id` by `reporter_id`, received `now`. A TLP the source gave (a feed file's
 /// marking) is kept in `extra`, where the API's publishes keep it too.
-pub fn report_sighting(r: Report, feed_id: i64, reporter_id: i64, now: Timestamp) -> NewSighting {
+pub fn report_sighting(mut r: Report, feed_id: i64, reporter_id: i64, now: Timestamp) -> Result<NewSighting, ItemRejection> {
+    check_report(&mut r, now)?;
     let tlp = r.extra.get("tlp").and_then(Value::as_str).and_then(Tlp::parse).unwrap_or_default();
-    NewSighting {
+    Ok(NewSighting {
         feed_id,
         reporter_id,
         itype: r.indicator.itype,
@@ -399,5 +403,25 @@ pub fn report_sighting(r: Report, feed_id: i64, reporter_id: i64, now: Timestamp
         count: r.count,
         extra: r.extra,
         idempotency_key: Some(r.idempotency_key),
+    })
+}
+
+/// The rules every path applies to a report (the same as a publish): reported times within a
+/// day of arrival and not before 1970 (`in_future`, `time_out_of_range`), identifiers at most
+/// 128 bytes (`field_too_long`), a description cut to its limit.
+pub fn check_report(r: &mut Report, now: Timestamp) -> Result<(), ItemRejection> {
+    for (field, t) in [("observed_at", r.observed_at), ("observed_until", r.observed_until)] {
+        if let Some(Err((code, message))) = t.map(|t| apiary_core::check_reported_time(field, t, now)) {
+            return Err(reject(code, message));
+        }
     }
+    for (field, v) in [("sensor", r.sensor.as_deref()), ("protocol", r.protocol.as_deref()), ("idempotency_key", Some(r.idempotency_key.as_str()))] {
+        if let Some(Err(message)) = v.map(|v| apiary_core::limits::check_ident(field, v)) {
+            return Err(reject("field_too_long", message));
+        }
+    }
+    if let Some(d) = r.description.as_mut() {
+        apiary_core::limits::truncate_chars(d, apiary_core::limits::MAX_DESCRIPTION);
+    }
+    Ok(())
 }

@@ -116,7 +116,12 @@ pub async fn round(store: &dyn Store, derive: &DeriveOptions, opts: &Options) ->
             for (what, value, why) in &derived.rejected {
                 tracing::debug!(sensor = %p.sensor, session = %p.session, "sessionizer: `{what}` {value:?} refused: {why}");
             }
-            batch.extend(derived.reports.into_iter().map(|r| crate::intake::report_sighting(r, p.feed_id, p.reporter_id, now)));
+            for r in derived.reports {
+                match crate::intake::report_sighting(r, p.feed_id, p.reporter_id, now) {
+                    Ok(s) => batch.push(s),
+                    Err(e) => tracing::warn!(sensor = %p.sensor, session = %p.session, "sessionizer: a report refused: {} ({})", e.message, e.code),
+                }
+            }
         }
     }
     let mut done = Round { sessions: ready.len(), ..Round::default() };

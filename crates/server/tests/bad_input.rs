@@ -133,7 +133,7 @@ async fn times_far_in_the_future_are_refused_and_the_rest_of_the_batch_is_kept()
     let rejected = reply["rejected"].as_array().expect("rejected list");
     assert_eq!(rejected.len(), 2, "{reply}");
     for r in rejected {
-        assert_eq!(r["code"], "time_out_of_range", "{reply}");
+        assert_eq!(r["code"], "in_future", "{reply}");
     }
     assert!(hub.store.get_indicator("45.7.7.134").await.unwrap().is_some());
     assert!(hub.store.get_indicator("45.7.7.132").await.unwrap().is_none());

@@ -286,7 +286,7 @@ fn run_cowrie(a: CowrieArgs) -> anyhow::Result<ExitCode> {
     summary.stored = written.stored;
     summary.duplicates = written.duplicates;
     summary.sessions_written = (!a.no_sessions).then_some(written.sessions);
-    summary.values_rejected += st.problems_by_kind.get(&ProblemKind::RejectedValue).copied().unwrap_or(0);
+    summary.values_rejected += st.problems_by_kind.get(&ProblemKind::RejectedValue).copied().unwrap_or(0) + written.refused;
     summary.lines_rejected = st.lines_rejected;
     summary.lines_invalid_utf8 = st.lines_invalid_utf8;
     summary.bad_timestamps = st.bad_timestamps;
@@ -418,17 +418,20 @@ fn spawn_reader(
 pub(super) struct Written {
     pub stored: u64,
     pub duplicates: u64,
+    /// Reports the hub's rules refused (a time in the future, an over-long identifier).
+    pub refused: u64,
     pub sessions: apiary_store::SessionsOutcome,
     pub error: Option<String>,
 }
 
 impl Written {
     /// Count one finished append (of those in flight); the first failure is kept.
-    pub(super) fn merge(&mut self, res: Result<Result<(u64, u64), StoreError>, tokio::task::JoinError>) {
+    pub(super) fn merge(&mut self, res: Result<Result<(u64, u64, u64), StoreError>, tokio::task::JoinError>) {
         match res {
-            Ok(Ok((stored, duplicates))) => {
+            Ok(Ok((stored, duplicates, refused))) => {
                 self.stored += stored;
                 self.duplicates += duplicates;
+                self.refused += refused;
             }
             Ok(Err(e)) => {
                 self.error.get_or_insert_with(|| format!("writing to the store failed: {e}"));
@@ -524,7 +527,7 @@ async fn write_cowrie_batches(
 ) -> Written {
     let mut w = Written::default();
     let mut inflight = tokio::task::JoinSet::new();
-    let merge = |w: &mut Written, res: Result<(Result<(u64, u64), StoreError>, Result<apiary_store::SessionsOutcome, StoreError>), tokio::task::JoinError>| match res {
+    let merge = |w: &mut Written, res: Result<(Result<(u64, u64, u64), StoreError>, Result<apiary_store::SessionsOutcome, StoreError>), tokio::task::JoinError>| match res {
         Ok((sightings, sessions)) => {
             w.merge(Ok(sightings));
             match sessions {
@@ -560,13 +563,27 @@ async fn write_cowrie_batches(
     w
 }
 
-/// Append one batch; returns (stored, duplicates).
-pub(super) async fn append(store: &dyn Store, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64), StoreError> {
+/// Append one batch; returns (stored, duplicates, refused by the hub's rules).
+pub(super) async fn append(store: &dyn Store, batch: Vec<Report>, feed_id: i64, reporter_id: i64) -> Result<(u64, u64, u64), StoreError> {
     let now = Utc::now();
-    let sightings: Vec<NewSighting> = batch.into_iter().map(|r| apiary_server::intake::report_sighting(r, feed_id, reporter_id, now)).collect();
+    let mut refused = 0u64;
+    let sightings: Vec<NewSighting> = batch
+        .into_iter()
+        .filter_map(|r| match apiary_server::intake::report_sighting(r, feed_id, reporter_id, now) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                refused += 1;
+                tracing::debug!("import: report refused: {} ({})", e.message, e.code);
+                None
+            }
+        })
+        .collect();
+    if sightings.is_empty() {
+        return Ok((0, 0, refused));
+    }
     let outcomes = store.append_sightings(sightings).await?;
     let dup = outcomes.iter().filter(|o| o.duplicate).count() as u64;
-    Ok((outcomes.len() as u64 - dup, dup))
+    Ok((outcomes.len() as u64 - dup, dup, refused))
 }
 
 /// A report as a native publish item. The session context goes in as extra top-level fields,

@@ -326,6 +326,9 @@ pub struct ReadStats {
     pub exportable: u64,
     /// Times that could not be read (the value was imported without them).
     pub bad_times: u64,
+    /// Descriptions longer than `apiary_core::limits::MAX_DESCRIPTION` characters, imported cut
+    /// to that length.
+    pub descriptions_truncated: u64,
     /// Notes about the files (a metadata record's count checked against what was read).
     pub notes: Vec<String>,
     /// The first problems, in reading order (at most `ReadOptions::max_problems`).
@@ -346,11 +349,13 @@ pub struct FeedReader {
     stats: ReadStats,
     /// Distinct values seen so far (itype, value) with their verdict.
     seen: HashMap<(IType, String), Verdict>,
+    /// When the reading started: reported times more than a day after it are refused.
+    now: chrono::DateTime<chrono::Utc>,
 }
 
 impl FeedReader {
     pub fn new(opts: ReadOptions) -> FeedReader {
-        FeedReader { opts, stats: ReadStats::default(), seen: HashMap::new() }
+        FeedReader { opts, stats: ReadStats::default(), seen: HashMap::new(), now: chrono::Utc::now() }
     }
 
     pub fn stats(&self) -> &ReadStats {
@@ -426,7 +431,6 @@ impl FeedReader {
                 return None;
             }
         };
-        self.stats.accepted += 1;
         let time = |raw: &Option<String>, stats: &mut ReadStats| {
             raw.as_deref().filter(|t| !t.trim().is_empty()).and_then(|t| match parse_time(t) {
                 Ok(t) => Some(t),
@@ -443,6 +447,26 @@ impl FeedReader {
             (Some(f), _) => (Some(f), None),
             (None, l) => (l, None),
         };
+        // The hub's one rule for reported times (a value dated 2999 would top every list).
+        for (field, t) in [("first_seen", observed_at), ("last_seen", observed_until)] {
+            if let Some(Err((code, message))) = t.map(|t| apiary_core::check_reported_time(field, t, self.now)) {
+                self.problem(file, r.line, code, &r.value, message);
+                return None;
+            }
+        }
+        let protocol = r.protocol.filter(|p| !p.trim().is_empty()).map(|p| p.trim().to_ascii_lowercase());
+        if let Some(Err(message)) = protocol.as_deref().map(|p| apiary_core::limits::check_ident("protocol", p)) {
+            // An identifier is never cut (it would name something else): the record is refused.
+            self.problem(file, r.line, "field_too_long", &r.value, message);
+            return None;
+        }
+        let mut description = r.description.filter(|d| !d.trim().is_empty());
+        if let Some(d) = description.as_mut() {
+            if apiary_core::limits::truncate_chars(d, apiary_core::limits::MAX_DESCRIPTION) {
+                self.stats.descriptions_truncated += 1;
+            }
+        }
+        self.stats.accepted += 1;
         let port = r.port.or(ind.port);
         let key = (ind.itype, ind.value.clone());
         if !self.seen.contains_key(&key) {
@@ -471,11 +495,11 @@ impl FeedReader {
             indicator: ind,
             tags,
             port,
-            protocol: r.protocol.filter(|p| !p.trim().is_empty()).map(|p| p.trim().to_ascii_lowercase()),
+            protocol,
             observed_at,
             observed_until,
             sensor: None,
-            description: r.description.filter(|d| !d.trim().is_empty()),
+            description,
             count: 1,
             extra: Value::Object(extra),
             idempotency_key,

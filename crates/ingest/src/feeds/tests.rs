@@ -638,3 +638,17 @@ fn text_with_cr_only_line_endings_keeps_every_value() {
     assert_eq!(values(&reports), [(IType::Ipv4, "68.2.2.1"), (IType::Ipv4, "68.2.2.2"), (IType::Ipv4, "68.2.2.3")]);
     assert_eq!(st.rejected, 0);
 }
+
+#[test]
+fn future_times_are_refused_per_record_and_long_descriptions_cut() {
+    let long = "d".repeat(apiary_core::limits::MAX_DESCRIPTION + 10);
+    let input = format!(
+        "indicator,first_seen,description,protocol\n198.51.100.1,9999-01-01,x,tcp\n198.51.100.2,2024-01-01,{long},tcp\n198.51.100.3,,y,{}\n",
+        "p".repeat(200)
+    );
+    let (reports, st, _) = import("csv", input.as_bytes(), Options::default());
+    assert_eq!(problems(&st), [(2, "in_future"), (4, "field_too_long")]);
+    assert_eq!(values(&reports), [(IType::Ipv4, "198.51.100.2")]);
+    assert_eq!(reports[0].description.as_ref().unwrap().chars().count(), apiary_core::limits::MAX_DESCRIPTION);
+    assert_eq!(st.descriptions_truncated, 1);
+}

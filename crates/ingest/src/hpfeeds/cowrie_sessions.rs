@@ -48,6 +48,11 @@ pub struct SessionMessage {
     pub warnings: Vec<String>,
 }
 
+/// A sensor name the store takes (`apiary_store::check_sensor_name`).
+fn valid_sensor(s: &str) -> bool {
+    !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}
+
 /// Read one `cowrie.sessions` message. `sensor` names the sensor unless the message carries
 /// a `sensor` field of its own; `origin` says where it came from (e.g. `hpfeeds:IDENT`).
 pub fn parse(payload: &[u8], sensor: &str, origin: &str) -> Result<SessionMessage, PayloadError> {
@@ -61,9 +66,19 @@ pub fn parse(payload: &[u8], sensor: &str, origin: &str) -> Result<SessionMessag
         Some(Value::String(s)) if !s.is_empty() => s,
         _ => return Err(PayloadError::NoSession),
     };
+    // An optional `sensor` the store would refuse (over 128 bytes, control characters) must not
+    // lose the session: the ident names it, as when the field is absent.
     let sensor = match obj.remove("sensor") {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        _ => sensor.to_owned(),
+        Some(Value::String(s)) if valid_sensor(&s) => s,
+        Some(Value::String(s)) if s.is_empty() => sensor.to_owned(),
+        None | Some(Value::Null) => sensor.to_owned(),
+        Some(other) => {
+            warnings.push(format!(
+                "`sensor` {}: not 1 to 128 characters without control characters; the ident {sensor:?} names the sensor",
+                crate::feeds::shorten(&other.to_string())
+            ));
+            sensor.to_owned()
+        }
     };
     let mut s = Session::new(&sensor, &id, origin, 0);
     s.closed = true;
@@ -329,6 +344,10 @@ mod tests {
         let mut v = message();
         v["urls"] = json!(["http://a.example.net/1", "http://b.example.net/2"]);
         v["hashes"] = json!([]);
+        v["sensor"] = json!("x".repeat(129));
+        let m = parse(v.to_string().as_bytes(), "hp-ident", "hpfeeds:hp-ident").unwrap();
+        assert_eq!(m.session.sensor, "hp-ident", "an invalid sensor falls back to the ident");
+        assert!(m.warnings.iter().any(|w| w.contains("`sensor`")), "{:?}", m.warnings);
         v["sensor"] = json!("pot-7");
         let m = parse(v.to_string().as_bytes(), "hp-ident", "test").unwrap();
         assert_eq!(m.session.sensor, "pot-7", "the message's own sensor wins");

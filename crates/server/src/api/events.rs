@@ -30,8 +30,13 @@ use crate::AppState;
 
 /// Most events one request may carry (more: 413, send smaller batches).
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
-/// Largest single event line, in bytes (larger: that line is refused, the rest kept).
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Largest event, in bytes: the honeypot shipper's line limit (`apiary_sensor` ships log lines
+/// up to 1 MiB), so nothing it sends is refused for size and lost.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Room for the envelope around an event (key, sensor, kind: 128 bytes each at most).
+pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
+/// Largest request line (larger: that line is refused, the rest kept).
+pub const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES + MAX_ENVELOPE_BYTES;
 /// Events handed to the store per call (each call is one durable batch).
 const APPEND_CHUNK: usize = 2_000;
 
@@ -86,8 +91,12 @@ struct WireLine<'a> {
 
 /// Read one line into an event to store.
 pub fn decode_line(number: usize, bytes: &[u8]) -> Result<NewSensorEvent, LineRejection> {
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(refuse(number, "too_large", format!("the line is {} bytes; at most {MAX_EVENT_BYTES} per event", bytes.len())));
+    if bytes.len() > MAX_LINE_BYTES {
+        return Err(refuse(
+            number,
+            "too_large",
+            format!("the line is {} bytes; at most {MAX_EVENT_BYTES} per event plus {MAX_ENVELOPE_BYTES} for its envelope", bytes.len()),
+        ));
     }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -291,10 +300,20 @@ mod tests {
     }
 
     #[test]
+    fn an_event_as_large_as_the_shippers_line_limit_is_accepted() {
+        // The sensor ships lines up to 1 MiB (apiary_sensor::tail::MAX_LINE).
+        let event = format!(r#"{{"eventid":"cowrie.command.input","session":"s1","input":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES - 80));
+        assert!(event.len() <= MAX_EVENT_BYTES);
+        let line = format!(r#"{{"key":"{}","sensor":"{}","kind":"cowrie","event":{event}}}"#, "k".repeat(128), "s".repeat(128));
+        let (good, bad) = decode(format!("{line}\n").as_bytes());
+        assert_eq!((good.len(), bad.len()), (1, 0), "{bad:?}");
+    }
+
+    #[test]
     fn an_oversized_line_is_refused_alone() {
         let big = format!(
             r#"{{"key":"k","sensor":"s","kind":"cowrie","event":{{"input":"{}"}}}}"#,
-            "x".repeat(MAX_EVENT_BYTES)
+            "x".repeat(MAX_LINE_BYTES)
         );
         let body = format!("{big}\n{}\n", r#"{"key":"k2","sensor":"s","kind":"cowrie","event":{}}"#);
         let (good, bad) = decode(body.as_bytes());

@@ -57,7 +57,7 @@ impl Recorder {
         };
         let s = &msg.session;
         for w in &msg.warnings {
-            tracing::info!(ident, session = %s.session, "hpfeeds: cowrie.sessions message: {w}");
+            tracing::warn!(ident, session = %s.session, "hpfeeds: cowrie.sessions message: {w}");
         }
         let derived = cowrie_sessions::reports(s, &self.derive);
         for (what, value, why) in &derived.rejected {
@@ -87,8 +87,20 @@ impl Recorder {
             return Recorded::Stored { stored: 0, duplicates: 0 };
         }
         let now = chrono::Utc::now();
-        let batch: Vec<NewSighting> =
-            derived.reports.into_iter().map(|r| crate::intake::report_sighting(r, feed.id, feed.owner_id, now)).collect();
+        let batch: Vec<NewSighting> = derived
+            .reports
+            .into_iter()
+            .filter_map(|r| match crate::intake::report_sighting(r, feed.id, feed.owner_id, now) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(ident, session = %s.session, "hpfeeds: a report refused: {} ({})", e.message, e.code);
+                    None
+                }
+            })
+            .collect();
+        if batch.is_empty() {
+            return Recorded::Stored { stored: 0, duplicates: 0 };
+        }
         let mut tries = 0;
         loop {
             tries += 1;
