@@ -67,9 +67,15 @@ def world(module_hub):
     hub.create_feed(BIG)
     # The hub-wide BLOCK tier is what the trust model scores BLOCK (TRUST.md): reports of a seed
     # from two of its sensors reach it, an unknown source's never do. So an admin names the
-    # exporter's feeds seeds, and the values the BLOCK export must carry are reported twice.
+    # exporter's feeds seeds, and the values the BLOCK export must carry are reported twice, from
+    # two vantage points: sensors the owner declared in two different networks (undeclared sensor
+    # names are the feed's one vantage point, so they would add nothing; docs/trust.md).
     for feed in (FEED, BIG):
         hub.cli("source", "tier", feed, "seed", "--data", str(hub.data))
+    for feed, sensor, asn, prefix in ((FEED, "pot-1", "64501", "185.222.209.0/24"),
+                                      (FEED, "pot-2", "64502", "185.222.210.0/24"),
+                                      (BIG, "pot-2", "64502", "185.222.210.0/24")):
+        hub.cli("feed", "sensor", "add", feed, sensor, "--asn", asn, "--prefix", prefix, "--data", str(hub.data))
     items = [{"indicator": v, "tags": ["scanner"] if t in ("ipv4", "ipv6") else ["malware"], "tlp": "green",
               "description": "seen by the honeypot, \"twice\"", "confidence": 8} for v, t in EXPORTED.items()]
     items += [{"indicator": v, "tags": ["scanner"]} for v in NEVER]
