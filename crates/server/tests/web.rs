@@ -167,3 +167,52 @@ async fn fragments_assets_and_other_pages() {
     let (s, _) = page(&hub, "/", Some("nope")).await;
     assert_eq!(s, 401);
 }
+
+/// The overview tells an empty user from an empty password and leaves out empty command lines;
+/// a feed of imported history shows no report latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_credentials_commands_and_imported_history_are_shown_plainly() {
+    use apiary_store::{sqlite::SqliteStore, NewFeed, NewSession, Store};
+    // The sessions are in the store before the hub starts (the overview counts them at start).
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store.create_user("alice", false).await.unwrap();
+    let pots = store
+        .create_feed(NewFeed { owner: "alice".into(), name: "pots".into(), description: None, license_name: None, license_url: None, visibility: Visibility::Public })
+        .await
+        .unwrap();
+    let session: apiary_core::sessions::SessionRecord = serde_json::from_value(json!({
+        "sensor": "pot-1", "session": "a1", "attacker": "45.3.3.3", "depth": "commands",
+        "start": "2026-01-01T00:00:00Z", "events": 5,
+        "credentials": [{"username": "root", "password": ""}, {"username": "", "password": "root"}],
+        "commands": ["", "uname -a", "  "],
+    }))
+    .unwrap();
+    store.append_sessions(vec![NewSession { feed_id: pots.id, record: session }]).await.unwrap();
+    let hub = Hub::serve(apiary_server::Config::default(), store, dir).await;
+    let alice = hub.user("alice", "read,write").await;
+    hub.feed("alice", "old", Visibility::Public).await;
+    publish(&hub, "alice/pots", &alice, json!({"indicator": "45.3.3.3"})).await;
+    publish(&hub, "alice/old", &alice, json!({"indicator": "45.3.3.4", "firsttime": "2022-07-17T00:00:00Z"})).await;
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = settled(&hub, None).await.1;
+        if body.contains("uname -a") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(body.contains("root / (empty)") && body.contains("(empty) / root"), "{body}");
+    let commands = &body[body.find("id=\"top-commands\"").expect("top commands")..];
+    let commands = &commands[..commands.find("</section>").unwrap()];
+    assert!(commands.contains("uname -a") && !commands.contains("<code></code>") && !commands.contains("<code>  </code>"), "{commands}");
+    let mut feed = String::new();
+    for _ in 0..100 {
+        feed = page(&hub, "/feeds/alice/old", None).await.1;
+        if feed.contains("n/a for imported history") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(feed.contains("n/a for imported history") && !feed.contains(" days</dd>"), "{feed}");
+}

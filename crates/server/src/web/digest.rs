@@ -27,6 +27,10 @@ const POLL: Duration = Duration::from_secs(1);
 const OVERLAP_EVERY: Duration = Duration::from_secs(10);
 /// Largest number of distinct payloads and tags kept per feed (the rarest are dropped beyond).
 const MAX_KEYS: usize = 20_000;
+/// A sighting that arrives later than this after it was observed (seconds) is imported
+/// history, not a live report, and is left out of the report latency.
+pub const LIVE_LATENCY_MAX: i64 = 86_400;
+
 /// Latency samples kept per feed (the most recent).
 const LATENCY_SAMPLES: usize = 2_048;
 
@@ -48,8 +52,10 @@ pub struct FeedDigest {
     pub values: HashSet<u64>,
     pub attackers: HashSet<u64>,
     pub sensors: HashSet<u64>,
-    /// Seconds from observation to receipt, most recent samples.
+    /// Seconds from observation to receipt, most recent samples, of live reports only.
     pub latency: Vec<i64>,
+    /// Sightings observed more than [`LIVE_LATENCY_MAX`] before they arrived (imported logs).
+    pub historical: u64,
     latency_next: usize,
     pub last_seen: Option<apiary_store::Timestamp>,
 }
@@ -107,7 +113,10 @@ impl Digest {
             f.sensors.insert(hash(sensor));
         }
         let lat = (s.received_at - s.observed_at).num_seconds();
-        if f.latency.len() < LATENCY_SAMPLES {
+        // Observed long before it arrived: imported history, not a report's latency.
+        if lat > LIVE_LATENCY_MAX {
+            f.historical += 1;
+        } else if f.latency.len() < LATENCY_SAMPLES {
             f.latency.push(lat);
         } else {
             f.latency[f.latency_next] = lat;
@@ -256,14 +265,15 @@ impl Web {
                     let creds = c.credentials.entry(s.feed_id).or_default();
                     for cred in &s.record.credentials {
                         let text = match (&cred.username, &cred.password, &cred.fingerprint) {
-                            (u, Some(p), _) => format!("{}:{p}", u.as_deref().unwrap_or("")),
-                            (u, None, Some(_)) => format!("{} (key)", u.as_deref().unwrap_or("")),
-                            (u, None, None) => u.clone().unwrap_or_default(),
+                            (u, Some(p), _) => super::html::credential(u.as_deref(), p),
+                            (u, None, Some(_)) => format!("{} (key)", super::html::credential(u.as_deref(), "").trim_end_matches(" / (empty)")),
+                            (u, None, None) => super::html::credential(u.as_deref(), ""),
                         };
                         *creds.entry(text).or_default() += 1;
                     }
                     let cmds = c.commands.entry(s.feed_id).or_default();
-                    for cmd in &s.record.commands {
+                    // An empty line typed at the shell is no command.
+                    for cmd in s.record.commands.iter().filter(|c| !c.trim().is_empty()) {
                         let cmd: String = cmd.chars().take(200).collect();
                         *cmds.entry(cmd).or_default() += 1;
                     }

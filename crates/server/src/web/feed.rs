@@ -192,7 +192,11 @@ fn quality(b: &mut String, d: &Digest, feed: &Feed, readable: &[Feed]) {
         num(fd.values.len() as i64),
         num(fd.sightings as i64),
         num(fd.sensors.len() as i64),
-        lat.map(duration).unwrap_or_else(|| "—".into()),
+        match lat {
+            Some(l) => duration(l),
+            None if fd.historical > 0 => "n/a for imported history".into(),
+            None => "—".into(),
+        },
         match exclusive {
             Some(x) => format!("{} ({:.0} %)", num(x as i64), x as f64 * 100.0 / fd.values.len().max(1) as f64),
             None => "computing…".into(),

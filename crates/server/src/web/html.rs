@@ -117,6 +117,16 @@ pub fn duration(secs: i64) -> String {
 }
 
 /// A "not available" box: a section whose data this hub does not have (yet).
+/// A tried credential as `user / password`, an empty or missing part shown as `(empty)` so an
+/// empty user is told apart from an empty password (`root / (empty)`, `(empty) / root`).
+pub fn credential(user: Option<&str>, password: &str) -> String {
+    let part = |s: Option<&str>| match s {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "(empty)".to_string(),
+    };
+    format!("{} / {}", part(user), part(Some(password)))
+}
+
 pub fn unavailable(what: &str, why: &str) -> String {
     format!(
         "<div class=\"unavailable\" data-state=\"unavailable\"><strong>{} — not available.</strong> {}</div>",

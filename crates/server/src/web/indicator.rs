@@ -289,7 +289,7 @@ fn sessions(b: &mut String, sightings: &[Sighting]) {
             .flatten()
             .take(5)
             .map(|c| match c.as_array().map(|a| a.as_slice()) {
-                Some([u, p]) => format!("{}:{}", text(u), text(p)),
+                Some([u, p]) => super::html::credential(Some(&text(u)), &text(p)),
                 _ => text(c),
             })
             .collect();
