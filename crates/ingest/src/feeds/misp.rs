@@ -15,6 +15,7 @@
 //! comment, else the event's `info`; the time is the attribute's `first_seen` or `timestamp`;
 //! the category, uuid, event id and object name are kept.
 
+use super::stix::at_index;
 use super::{read_document, rejected, scalar_text, Entry, Format, Locator, Options, Record};
 use apiary_core::IType;
 use serde_json::{Map, Value};
@@ -84,26 +85,45 @@ fn event(ev: &Map<String, Value>, locate: &mut Locator, out: &mut dyn FnMut(Entr
     };
     read_tags(ev.get("Tag"), &mut ctx.tags, &mut ctx.tag_names, &mut ctx.tlp);
     if let Some(Value::Array(attrs)) = ev.get("Attribute") {
-        for a in attrs.iter().filter_map(Value::as_object) {
-            attribute(a, None, &ctx, locate, out);
+        for (i, a) in attrs.iter().enumerate() {
+            let at = format!("Attribute[{i}]");
+            match a.as_object() {
+                Some(a) => attribute(a, None, &ctx, locate, &mut |e| out(at_index(e, &at))),
+                None => out(not_an_object(a, &at)),
+            }
         }
     }
     if let Some(Value::Array(objects)) = ev.get("Object") {
-        for o in objects.iter().filter_map(Value::as_object) {
+        for (j, o) in objects.iter().enumerate() {
+            let Some(o) = o.as_object() else {
+                out(not_an_object(o, &format!("Object[{j}]")));
+                continue;
+            };
             let name = o.get("name").and_then(Value::as_str);
             let deleted = o.get("deleted").and_then(Value::as_bool) == Some(true);
             if let Some(Value::Array(attrs)) = o.get("Attribute") {
-                for a in attrs.iter().filter_map(Value::as_object) {
+                for (i, a) in attrs.iter().enumerate() {
+                    let at = format!("Object[{j}].Attribute[{i}]");
+                    let Some(a) = a.as_object() else {
+                        out(not_an_object(a, &at));
+                        continue;
+                    };
                     if deleted {
                         let line = uuid_line(a, locate);
-                        out(Entry::Skipped { line, reason: "MISP object deleted".into() });
+                        out(at_index(Entry::Skipped { line, reason: "MISP object deleted".into() }, &at));
                     } else {
-                        attribute(a, name, &ctx, locate, out);
+                        attribute(a, name, &ctx, locate, &mut |e| out(at_index(e, &at)));
                     }
                 }
             }
         }
     }
+}
+
+/// An entry of an attribute or object list that is not an object: counted, with its place.
+fn not_an_object(v: &Value, at: &str) -> Entry {
+    let text = v.to_string();
+    rejected(0, "not_an_object", &text, format!("{at} is {text}, not a MISP object"))
 }
 
 fn uuid_line(a: &Map<String, Value>, locate: &mut Locator) -> u64 {

@@ -54,16 +54,33 @@ impl Format for Stix {
             }
         };
         let mut locate = Locator::new(&doc);
-        for obj in objects {
-            let Value::Object(obj) = obj else { continue };
+        for (i, obj) in objects.into_iter().enumerate() {
+            let obj = match obj {
+                Value::Object(obj) => obj,
+                // Counted, with its place in the list (it has no id to find its line by).
+                other => {
+                    let text = other.to_string();
+                    out(rejected(0, "not_an_object", &text, format!("objects[{i}] is {text}, not a STIX object")));
+                    continue;
+                }
+            };
             if obj.get("type").and_then(Value::as_str) != Some("indicator") {
                 continue;
             }
             let id = obj.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
             let line = if id.is_empty() { 0 } else { locate.line_of(&format!("\"{id}\"")) };
-            indicator(line, &obj, out);
+            indicator(line, &obj, &mut |e| out(at_index(e, &format!("objects[{i}]"))));
         }
         Ok(())
+    }
+}
+
+/// A problem without a line (an item without an id to find it by) says where it is in the list.
+pub(crate) fn at_index(e: Entry, position: &str) -> Entry {
+    match e {
+        Entry::Rejected { line: 0, code, input, message } => Entry::Rejected { line: 0, code, input, message: format!("{position}: {message}") },
+        Entry::Skipped { line: 0, reason } => Entry::Skipped { line: 0, reason: format!("{position}: {reason}") },
+        e => e,
     }
 }
 

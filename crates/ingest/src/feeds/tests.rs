@@ -652,3 +652,18 @@ fn future_times_are_refused_per_record_and_long_descriptions_cut() {
     assert_eq!(reports[0].description.as_ref().unwrap().chars().count(), apiary_core::limits::MAX_DESCRIPTION);
     assert_eq!(st.descriptions_truncated, 1);
 }
+
+#[test]
+fn stix_and_misp_entries_that_are_not_objects_are_counted_with_their_place() {
+    let stix = br#"{"type":"bundle","objects":[5,"x",null,{"type":"indicator","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix"}]}"#;
+    let (reports, st, _) = import("stix", stix, Options::default());
+    assert_eq!(reports.len(), 1);
+    assert_eq!(problems(&st), [(0, "not_an_object"), (0, "not_an_object"), (0, "not_an_object")]);
+    assert!(st.problems[1].message.contains("objects[1]"), "{:?}", st.problems);
+    let misp = br#"{"Event":{"info":"x","Attribute":[5,{"type":"ip-dst","value":"198.51.100.8"},{"type":"ip-dst"}]}}"#;
+    let (reports, st, _) = import("misp", misp, Options::default());
+    assert_eq!(reports.len(), 1);
+    assert_eq!(problems(&st), [(0, "not_an_object"), (0, "missing_field")]);
+    assert!(st.problems[0].message.contains("Attribute[0]"), "{:?}", st.problems);
+    assert!(st.problems[1].message.contains("Attribute[2]"), "{:?}", st.problems);
+}
