@@ -280,6 +280,8 @@ struct OriginState {
     body: Vec<u8>,
     etag: String,
     ignore_etag: bool,
+    /// Answer with `Content-Encoding: gzip` (the body is given compressed).
+    gzip: bool,
     requests: Vec<Vec<String>>,
 }
 
@@ -308,9 +310,10 @@ impl Origin {
                     format!("HTTP/1.1 304 Not Modified\r\nETag: {}\r\nConnection: close\r\n\r\n", s.etag).into_bytes()
                 } else {
                     let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nETag: {}\r\nLast-Modified: Tue, 01 Apr 2025 00:00:00 GMT\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nETag: {}\r\nLast-Modified: Tue, 01 Apr 2025 00:00:00 GMT\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
                         s.etag,
-                        s.body.len()
+                        s.body.len(),
+                        if s.gzip { "Content-Encoding: gzip\r\n" } else { "" }
                     )
                     .into_bytes();
                     r.extend_from_slice(&s.body);
@@ -327,6 +330,43 @@ impl Origin {
         let prefix = format!("{}:", name.to_ascii_lowercase());
         s.requests.last()?.iter().find_map(|h| h.to_ascii_lowercase().starts_with(&prefix).then(|| h[prefix.len()..].trim().to_owned()))
     }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn pull_decodes_gzip_and_never_remembers_a_body_whose_every_line_was_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let origin = Origin::start(&gzip(b"101.100.216.61\n101.50.83.146\n"), "\"g1\"");
+    origin.state.lock().unwrap().gzip = true;
+    let pull = || summary(&["pull", &origin.url, "--feed", "ops/gz", "--format", "text", "--data", s(&data), "--json"]);
+    let first = pull();
+    assert_eq!(first["status"], "imported", "{first}");
+    assert_eq!((n(&first["import"], "stored"), n(&first["import"], "rejected")), (2, 0), "{first}");
+
+    // A body of nothing but refused lines is imported (and counted) but not remembered: the
+    // next pull of the same body imports it again instead of saying `unchanged`.
+    {
+        let mut s = origin.state.lock().unwrap();
+        s.gzip = false;
+        s.ignore_etag = true;
+        s.body = b"not a value\nnor this\n".to_vec();
+    }
+    for _ in 0..2 {
+        let r = pull();
+        assert_eq!(r["status"], "all_refused", "{r}");
+    }
+
+    // `import feed x.gz` reads the file decompressed.
+    let file = tmp.path().join("list.txt.gz");
+    std::fs::write(&file, gzip(b"101.96.192.88\n")).unwrap();
+    let r = summary(&["import", "feed", "--feed", "ops/gzfile", "--format", "text", "--data", s(&data), s(&file), "--json"]);
+    assert_eq!(n(&r, "stored"), 1, "{r}");
 }
 
 #[test]

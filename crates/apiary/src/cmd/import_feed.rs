@@ -149,7 +149,8 @@ pub fn run(a: FeedArgs) -> anyhow::Result<ExitCode> {
             bail!("{} is not a file", f.display());
         }
         let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
-        inputs.push(Input { name: f.display().to_string(), reader: Box::new(file) });
+        let reader = gunzip_if_compressed(Box::new(file)).with_context(|| format!("cannot read {}", f.display()))?;
+        inputs.push(Input { name: f.display().to_string(), reader });
     }
     let summary = import(&a.target, inputs)?;
     print(&a.target, &summary)?;
@@ -430,7 +431,8 @@ type StateFile = BTreeMap<String, PullState>;
 #[derive(Debug, Serialize)]
 pub struct PullReport {
     pub url: String,
-    /// `imported`, `not_modified` (304) or `unchanged` (same body as last time).
+    /// `imported`, `not_modified` (304), `unchanged` (same body as last time) or `all_refused`
+    /// (every line refused: not remembered, so the next pull imports it again).
     pub status: &'static str,
     pub http_status: u16,
     pub bytes: u64,
@@ -508,6 +510,20 @@ fn save_state(path: &Path, state: &StateFile) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// A gzip file (`import feed x.gz`) is read decompressed; anything else as it is.
+fn gunzip_if_compressed(reader: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + Send>> {
+    let mut r = std::io::BufReader::new(reader);
+    let head = std::io::BufRead::fill_buf(&mut r)?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
 fn pull_once(http: &reqwest::blocking::Client, a: &PullArgs, state_path: &Path) -> anyhow::Result<PullReport> {
     use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
     let mut all = load_state(state_path)?;
@@ -530,6 +546,7 @@ fn pull_once(http: &reqwest::blocking::Client, a: &PullArgs, state_path: &Path) 
         bail!("fetching {} failed: HTTP {status}", a.url);
     }
     let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+    let resp_gzip = header(reqwest::header::CONTENT_ENCODING).is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
     let etag = header(ETAG);
     let last_modified = header(LAST_MODIFIED);
     let mut body = Vec::new();
@@ -539,6 +556,19 @@ fn pull_once(http: &reqwest::blocking::Client, a: &PullArgs, state_path: &Path) 
     }
     let sha = feeds::content_hash(&body);
     let bytes = body.len() as u64;
+    // A gzip body (Content-Encoding: gzip, or a `.gz` feed): read what it holds, not its bytes.
+    let gzip = resp_gzip || body.starts_with(&GZIP_MAGIC);
+    if gzip {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(&body[..])
+            .take(a.max_bytes + 1)
+            .read_to_end(&mut plain)
+            .with_context(|| format!("compressed input: the gzip body of {} cannot be decompressed", a.url))?;
+        if plain.len() as u64 > a.max_bytes {
+            bail!("{} is larger than --max-bytes {} once decompressed", a.url, a.max_bytes);
+        }
+        body = plain;
+    }
     let next = PullState { etag, last_modified, sha256: Some(sha.clone()), fetched_at: Some(apiary_core::format_time(chrono::Utc::now())) };
     if prev.sha256.as_deref() == Some(sha.as_str()) {
         all.insert(key, next);
@@ -546,17 +576,33 @@ fn pull_once(http: &reqwest::blocking::Client, a: &PullArgs, state_path: &Path) 
         return Ok(report("unchanged", bytes, None));
     }
     let summary = import(&a.target, vec![Input { name: a.url.clone(), reader: Box::new(std::io::Cursor::new(body)) }])?;
-    // Remember this version only when it was imported whole: a failed run is fetched again.
-    if summary.error.is_none() {
+    // Remember this version only when it was imported whole: a failed run is fetched again, and
+    // so is one whose every line was refused (a body read wrongly must not be `unchanged` next).
+    let all_refused = summary.read.read > 0 && summary.read.rejected == summary.read.read;
+    if summary.error.is_none() && !all_refused {
         all.insert(key, next);
         save_state(state_path, &all)?;
     }
-    Ok(report("imported", bytes, Some(summary)))
+    Ok(report(if all_refused { "all_refused" } else { "imported" }, bytes, Some(summary)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_files_are_read_decompressed_and_others_as_they_are() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"198.51.100.1\n198.51.100.2\n").unwrap();
+        let bytes = gz.finish().unwrap();
+        let mut text = String::new();
+        gunzip_if_compressed(Box::new(std::io::Cursor::new(bytes))).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "198.51.100.1\n198.51.100.2\n");
+        let mut text = String::new();
+        gunzip_if_compressed(Box::new(&b"\x1f"[..])).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "\x1f", "one byte that could start gzip is not gzip");
+    }
 
     #[test]
     fn intervals() {
