@@ -286,6 +286,8 @@ pub struct Selection {
     pub reader_is_admin: bool,
     pub itype: Option<IType>,
     pub tags: Vec<String>,
+    /// Only this value (normalised): a TAXII object lookup.
+    pub value: Option<String>,
     /// Oldest last-seen time to fetch.
     pub since: Option<Timestamp>,
     /// Keep only the first (newest) record of each value (hub-wide: one line per value).
@@ -359,6 +361,7 @@ impl Walk {
 
     fn query(&self, limit: usize) -> Query {
         Query {
+            value: self.sel.value.clone(),
             itype: self.sel.itype,
             tags: self.sel.tags.clone(),
             feed_ids: Some(self.sel.feeds.iter().map(|f| f.id).collect()),
@@ -651,7 +654,7 @@ pub async fn hub_export(
 
 /// The selection of an export request.
 pub fn selection(spec: &ExportSpec, feeds: Vec<Feed>, reader: Option<Reader>, reader_is_admin: bool, now: DateTime<Utc>, dedupe: bool) -> Selection {
-    Selection { feeds, reader, reader_is_admin, itype: spec.itype, tags: spec.tags.clone(), since: spec.window.since(now, spec.itype), dedupe, score: spec.score }
+    Selection { feeds, reader, reader_is_admin, itype: spec.itype, tags: spec.tags.clone(), value: None, since: spec.window.since(now, spec.itype), dedupe, score: spec.score }
 }
 
 async fn respond(

@@ -12,7 +12,10 @@
 //! again is a new version of the same object and `added_after` polling picks it up. Pages come
 //! oldest first, as TAXII 2.1 orders by date added: follow `next` to the end, or poll with
 //! `added_after` = the last page's `X-TAXII-Date-Added-Last`. The hub keeps only the latest
-//! version of each object, so `versions/` lists one.
+//! version of each object, so `versions/` lists one. An object lookup (`objects/<id>/`) maps the
+//! id to its value from the ids a scan of the collection remembered (one store statement per
+//! collection, again only for an id not seen yet), then reads that value's records alone; at most
+//! four lookups run at once, more are answered 429.
 //!
 //! Auth: HTTP Basic with the token as the password (what TAXII clients send; the user name is
 //! not checked), or the hub's own `Authorization: Bearer` header. Anonymous callers see the
@@ -124,7 +127,7 @@ impl IntoResponse for TaxiiError {
         let body = json!({"title": self.title, "description": self.description, "http_status": self.status.as_u16().to_string()});
         let mut resp = taxii_response(body.to_string());
         *resp.status_mut() = self.status;
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
@@ -355,6 +358,8 @@ struct Filters {
     /// all mean the one version the hub keeps.
     versions: Option<Vec<String>>,
     spec_versions: Option<Vec<String>>,
+    /// Only the records of this value (an object lookup, see [`find_object`]); not a query parameter.
+    value: Option<String>,
 }
 
 fn percent_decode(s: &str) -> String {
@@ -466,6 +471,7 @@ async fn page(state: &AppState, caller: &Caller, coll: &CollectionRef, f: &Filte
         reader_is_admin: caller.0.as_ref().is_some_and(|p| p.admin),
         itype: None,
         tags: Vec::new(),
+        value: f.value.clone(),
         since,
         // A value in several feeds is one object of the BLOCK tier: its latest version is kept
         // below (the walk's own dedupe keeps the first, which oldest first is the stalest).
@@ -586,25 +592,97 @@ async fn manifest(
     Ok(resp)
 }
 
-/// The one object `oid` of a collection: a walk through the collection (ids are hashes of
-/// values, so there is no index from id to record).
+/// Object lookups (`objects/<id>/` and `versions/`) running at once; more are answered 429,
+/// as a lookup of an id not seen yet scans its collection.
+const MAX_LOOKUPS: usize = 4;
+/// Object ids remembered across collections; past this the map starts again.
+const MAX_KNOWN_IDS: usize = 1_000_000;
+
+/// Object id → value, per collection id. Ids are hashes of (scope, type, value) and never change
+/// meaning, so an entry stays true; a value added since the last scan is found by scanning again.
+fn known_ids() -> &'static std::sync::Mutex<HashMap<String, HashMap<String, String>>> {
+    static IDS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, HashMap<String, String>>>> = std::sync::OnceLock::new();
+    IDS.get_or_init(Default::default)
+}
+
+fn lookups() -> &'static tokio::sync::Semaphore {
+    static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LOOKUPS);
+    &LOOKUPS
+}
+
+/// The value whose object in `coll` has id `oid`: from [`known_ids`], else by one scan of the
+/// collection's records (one store statement, no details), which refreshes the collection's map.
+async fn value_of(state: &AppState, caller: &Caller, coll: &CollectionRef, oid: &str) -> Result<Option<String>, TaxiiError> {
+    let known = |oid: &str| known_ids().lock().ok().and_then(|m| m.get(&coll.id).and_then(|ids| ids.get(oid).cloned()));
+    if let Some(v) = known(oid) {
+        return Ok(Some(v));
+    }
+    if !oid.starts_with("indicator--") {
+        return Ok(None);
+    }
+    let sel = Selection {
+        feeds: coll.feeds.clone(),
+        reader: caller.reader(),
+        reader_is_admin: caller.0.as_ref().is_some_and(|p| p.admin),
+        itype: None,
+        tags: Vec::new(),
+        value: None,
+        since: None,
+        dedupe: false,
+        score: None,
+    };
+    let (scope, _) = coll.scope();
+    let mut walk = Walk::new(state.store.clone(), sel, None).scan(false);
+    let mut ids = HashMap::new();
+    while let Some(batch) = walk.page(0).await? {
+        for r in batch {
+            ids.entry(stix::indicator_id(scope, r.itype, &r.indicator)).or_insert(r.indicator);
+        }
+    }
+    let found = ids.get(oid).cloned();
+    if let Ok(mut m) = known_ids().lock() {
+        let others: usize = m.iter().filter(|(k, _)| **k != coll.id).map(|(_, v)| v.len()).sum();
+        if others + ids.len() > MAX_KNOWN_IDS {
+            m.clear();
+        }
+        if ids.len() <= MAX_KNOWN_IDS {
+            m.insert(coll.id.clone(), ids);
+        }
+    }
+    Ok(found)
+}
+
+/// The one object `oid` of a collection: its value from [`value_of`], then a walk through that
+/// value's records only, under the same rules as a page.
 async fn find_object(state: &AppState, caller: &Caller, root: &str, id: &str, oid: &str, q: Option<&str>) -> Result<Vec<Item>, TaxiiError> {
     let coll = find_collection(state, caller, root, id).await?;
     let mut f = Filters::parse(q)?;
+    let Ok(_permit) = lookups().try_acquire() else {
+        return Err(TaxiiError::new(StatusCode::TOO_MANY_REQUESTS, "too many requests", format!("more than {MAX_LOOKUPS} object lookups at once; retry shortly")));
+    };
+    let not_found = || TaxiiError::not_found(format!("no object {oid} in collection {id}"));
+    let Some(value) = value_of(state, caller, &coll, oid).await? else { return Err(not_found()) };
     f.ids = Some(HashSet::from([oid.to_string()]));
-    f.limit = 1;
+    f.value = Some(value);
+    f.limit = MAX_LIMIT;
     f.next = None;
     let mut found = Vec::new();
     loop {
         let p = page(state, caller, &coll, &f).await?;
         found.extend(p.items);
         match p.next {
-            Some(next) if found.is_empty() => f.next = Some(next),
-            _ => break,
+            Some(next) => f.next = Some(next),
+            None => break,
         }
     }
+    // Several feeds in the BLOCK tier: the latest version only, as a page keeps.
+    if found.len() > 1 {
+        let latest = found.iter().map(|i| i.added.clone()).max();
+        found.retain(|i| Some(&i.added) == latest.as_ref());
+        found.truncate(1);
+    }
     if found.is_empty() {
-        return Err(TaxiiError::not_found(format!("no object {oid} in collection {id}")));
+        return Err(not_found());
     }
     Ok(found)
 }

@@ -126,3 +126,47 @@ async fn objects_page_oldest_first_and_added_after_continues() {
         assert_eq!(polled, seen, "{what}: added_after polling sees what `next` sees");
     }
 }
+
+/// `objects/<id>/` and `versions/` find one object by its id: first by a scan of the collection,
+/// then from the ids it remembers; a value added after that scan is still found, an unknown or
+/// malformed id is 404, and the version is the latest sighting.
+#[tokio::test]
+async fn object_lookup_by_id() {
+    let hub = Hub::start().await;
+    let token = hub.user("alice", "read,write").await;
+    hub.feed("alice", "lookup", Visibility::Public).await;
+    let feed = hub.store.get_feed("alice", "lookup").await.unwrap().unwrap();
+    let alice = hub.store.get_user("alice").await.unwrap().unwrap();
+    let start = (Utc::now() - Duration::days(1)).duration_trunc(Duration::seconds(1)).unwrap();
+    let batch: Vec<NewSighting> =
+        (0..300).map(|i| sighting(feed.id, alice.id, &format!("23.7.{}.{}", i / 200, i % 200 + 1), start + Duration::seconds(i))).collect();
+    hub.store.append_sightings(batch).await.unwrap();
+    let cols = get(&hub, &token, "/taxii2/apiary/collections/", &[]).await.0;
+    let id = cols["collections"].as_array().unwrap().iter().find(|c| c["title"] == "alice/lookup").unwrap()["id"].as_str().unwrap().to_string();
+    let oid = |v: &str| apiary_core::export::stix::indicator_id("alice/lookup", IType::Ipv4, v);
+
+    for (value, at) in [("23.7.0.5", start + Duration::seconds(4)), ("23.7.1.100", start + Duration::seconds(299))] {
+        let (page, first, _) = get(&hub, &token, &format!("/taxii2/apiary/collections/{id}/objects/{}/", oid(value)), &[]).await;
+        let objs = page["objects"].as_array().unwrap();
+        assert_eq!(objs.len(), 1, "{value}: {page}");
+        assert_eq!(objs[0]["id"], oid(value));
+        assert!(objs[0]["pattern"].as_str().unwrap().contains(value), "{page}");
+        let want = apiary_core::export::stix::time(at);
+        assert_eq!(first.as_deref(), Some(want.as_str()), "{value}");
+    }
+    // Seen again after the ids were remembered, and a value new since: the latest version of each.
+    let later = start + Duration::hours(3);
+    hub.store
+        .append_sightings(vec![sighting(feed.id, alice.id, "23.7.0.5", later), sighting(feed.id, alice.id, "23.7.9.9", later)])
+        .await
+        .unwrap();
+    let want = apiary_core::export::stix::time(later);
+    for value in ["23.7.0.5", "23.7.9.9"] {
+        let (v, _, _) = get(&hub, &token, &format!("/taxii2/apiary/collections/{id}/objects/{}/versions/", oid(value)), &[]).await;
+        assert_eq!(v["versions"], serde_json::json!([want]), "{value}");
+    }
+    for missing in [oid("23.7.9.10"), "indicator--not-a-uuid".into(), "malware--x".into()] {
+        let resp = hub.req(Method::GET, &format!("/taxii2/apiary/collections/{id}/objects/{missing}/"), Some(&token)).header("Accept", ACCEPT).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{missing}");
+    }
+}
