@@ -25,6 +25,16 @@ impl Format for Text {
     }
 }
 
+/// One line of a plain list as the `text` format reads it (the hub's `text/plain` publish uses
+/// it too, so both take the same lines): `None` for a blank or comment line, else the value and
+/// its description (the inline comment, or the rest of the line).
+pub fn value_of_line(line: &str) -> Option<(String, Option<String>)> {
+    match text_line(0, line, &['#', ';']) {
+        Entry::Record(r) => Some((r.value, r.description)),
+        _ => None,
+    }
+}
+
 /// One line of a list: blank, comment, or a record (first word + description).
 pub(crate) fn text_line(n: u64, line: &str, markers: &[char]) -> Entry {
     let t = line.trim();

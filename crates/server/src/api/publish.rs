@@ -182,13 +182,30 @@ fn json_lines(body: &[u8]) -> Vec<Item> {
         .collect()
 }
 
+/// A plain list, read line by line as `apiary import feed --format text` reads it: `#`/`;`
+/// comment lines, inline comments after whitespace (kept as the description), any line ending.
 fn text_lines(body: &[u8]) -> Vec<Item> {
-    lines(body)
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .take(MAX_ITEMS_PER_REQUEST + 1)
-        .enumerate()
-        .map(|(index, (line, text))| Item { index, line: Some(line), raw: Ok(Raw::Value(text.trim().to_string())) })
-        .collect()
+    use apiary_ingest::lines::{decode_lossy, AtEof, LineReader};
+    let mut reader = LineReader::new(body, AtEof::Yield);
+    let mut items = Vec::new();
+    // Reading a slice cannot fail.
+    while let Ok(Some(l)) = reader.next_line() {
+        let Some((value, description)) = apiary_ingest::feeds::text::value_of_line(&decode_lossy(l.bytes).0) else { continue };
+        let raw = match description {
+            None => Raw::Value(value),
+            Some(d) => {
+                let mut m = Map::new();
+                m.insert("indicator".into(), Value::String(value));
+                m.insert("description".into(), Value::String(d));
+                Raw::Object(m)
+            }
+        };
+        items.push(Item { index: items.len(), line: Some(l.number as usize), raw: Ok(raw) });
+        if items.len() > MAX_ITEMS_PER_REQUEST {
+            break;
+        }
+    }
+    items
 }
 
 fn csv_rows(body: &[u8]) -> Result<Vec<Item>, ApiError> {
@@ -327,6 +344,15 @@ mod tests {
         let text = decode("text/plain; charset=utf-8", b"# header\n198.51.100.1\n\n example.com \n").unwrap();
         assert_eq!(shape(&text), vec![(0, Some(2), true), (1, Some(4), true)]);
         assert!(matches!(&text[1].raw, Ok(Raw::Value(v)) if v == "example.com"));
+        // The lines `import feed --format text` takes: inline `#`, `;` and tab comments, `;`
+        // comment lines, CR-only endings.
+        let text = decode("text/plain", b"198.51.100.1 # scanner\r; note\rexample.com\t; c2\n198.51.100.2\tseen twice\n").unwrap();
+        assert_eq!(shape(&text), vec![(0, Some(1), true), (1, Some(3), true), (2, Some(4), true)]);
+        match &text[0].raw {
+            Ok(Raw::Object(m)) => assert_eq!((m["indicator"].as_str(), m["description"].as_str()), (Some("198.51.100.1"), Some("scanner"))),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&text[1].raw, Ok(Raw::Object(m)) if m["indicator"] == "example.com"));
 
         let csv = decode("text/csv", b"Indicator,tags\n198.51.100.1,\"scanner,ssh\"\nexample.com,\n").unwrap();
         assert_eq!(shape(&csv), vec![(0, Some(2), true), (1, Some(3), true)]);
