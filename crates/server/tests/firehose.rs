@@ -557,3 +557,71 @@ async fn subscriptions_feed_and_stream_their_union() {
     assert_eq!(values, vec!["192.0.2.11"]);
     assert_eq!(h.get("/api/v1/stream?subscriptions=true", None).send().await.unwrap().status(), 401);
 }
+
+/// Parameters are checked before a stream opens: a bad tier (a line break included) is a 422
+/// naming the accepted values, never a panic, and nothing raw reaches the SSE lines; a cursor
+/// past the log's head (which would deliver nothing until the log caught up) is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tier_and_cursors_beyond_the_head_are_refused() {
+    let h = hub().await;
+    for q in ["tier=x%0Ay", "tier=x%0Dy", "tier=x", "tier=block%0Ax", "tier=%0A%0Aevent:%20sighting"] {
+        let r = h.get(&format!("/api/v1/stream?{q}"), Some(&h.admin)).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{q}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body.to_string().contains("observe, suspicious, block"), "{body}");
+        for path in ["/api/v1/stream/ws", "/firehose"] {
+            assert_eq!(ws_refusal(&h, &format!("{path}?{q}")).await, 422, "{path}?{q}");
+        }
+    }
+    // A valid tier in any case opens, and the opening comment names it canonically.
+    let mut r = h.get("/api/v1/stream?tier=Block", Some(&h.admin)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first = timeout(WAIT, r.chunk()).await.unwrap().unwrap().unwrap();
+    let first = std::str::from_utf8(&first).unwrap();
+    assert!(first.starts_with(": apiary stream from seq ") && first.contains("tier BLOCK"), "{first}");
+    assert_eq!(first.matches('\n').count(), 2, "one comment line: {first:?}");
+
+    h.publish_values("alice/pots", ["192.0.2.44".to_string()]).await;
+    let head = {
+        let mut s = SseReader::open(h.get("/api/v1/stream?after=0", Some(&h.admin))).await;
+        let mut last = 0;
+        while let Ok(ev) = timeout(Duration::from_millis(300), s.next()).await {
+            last = ev.id.unwrap().parse::<i64>().unwrap();
+        }
+        last
+    };
+    assert!(head > 0);
+    // The head itself is a valid cursor (nothing missed); one past it is not.
+    let ok = h.get("/api/v1/stream", Some(&h.admin)).header("Last-Event-ID", head.to_string()).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    for cursor in [(head + 1).to_string(), i64::MAX.to_string()] {
+        let r = h.get("/api/v1/stream", Some(&h.admin)).header("Last-Event-ID", &cursor).send().await.unwrap();
+        assert_eq!(r.status(), 422, "Last-Event-ID {cursor}");
+        let r = h.get(&format!("/api/v1/stream?after={cursor}"), Some(&h.admin)).send().await.unwrap();
+        assert_eq!(r.status(), 422, "after={cursor}");
+        assert_eq!(ws_refusal(&h, &format!("/api/v1/stream/ws?after={cursor}")).await, 422, "ws after={cursor}");
+    }
+    for after in [json!(head + 1), json!(99_999_999_999i64)] {
+        let r = h
+            .http
+            .post(format!("{}/api/v1/webhooks", h.base))
+            .bearer_auth(&h.admin)
+            .json(&json!({"url": "http://127.0.0.1:9/x", "after": after}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "webhook after {after}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_cursor", "{body}");
+    }
+}
+
+/// The status of a websocket upgrade to `path` the hub refuses (as the admin).
+async fn ws_refusal(h: &Hub, path: &str) -> u16 {
+    let mut req = format!("ws://{}{path}", h.addr).into_client_request().unwrap();
+    req.headers_mut().insert("Authorization", format!("Token token={}", h.admin).parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        other => panic!("{path}: upgraded or failed otherwise: {:?}", other.map(|_| ())),
+    }
+}

@@ -87,7 +87,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         hex::encode(b)
     });
     let cursor = match body.after {
-        Some(a) if a >= 0 => a,
+        Some(a) if a >= 0 => {
+            crate::streams::native::check_cursor(&state, Some(a)).await?;
+            a
+        }
         Some(a) => return Err(ApiError::invalid("invalid_cursor", format!("`after` {a}: a sightings seq (0 or more)"))),
         None => state.store.last_sighting_seq().await?,
     };

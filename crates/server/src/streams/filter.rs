@@ -4,8 +4,9 @@
 //! - `feeds` (or `feed`): `owner/name`, comma separated; `subscriptions=true`: the caller's
 //!   subscribed feeds (with `feeds`, their union);
 //! - `itype`: one or more types, comma separated; `tags`: every listed tag must be present;
-//! - `confidence` (or `min_confidence`): the publisher's claimed confidence is at least this
-//!   (hub scoring does not exist yet; `tier` is accepted and reported as not applied);
+//! - `confidence` (or `min_confidence`): the publisher's claimed confidence is at least this;
+//! - `tier`: `observe`, `suspicious` or `block` (any case), checked and refused otherwise, but
+//!   not applied to streams yet (the opening comment of an SSE stream says so);
 //! - `cidr` (or `network`): addresses inside any of these CIDRs or addresses, IPv4 or IPv6
 //!   (comma separated);
 //! - `asn`: addresses whose AS number, from the hub's IP-to-ASN tables (`--asn-db`), is one of
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use apiary_bus::LoggedSighting;
 use apiary_core::enrich::address_of;
+use apiary_core::trust::score::ScoreTier;
 use apiary_core::{parse, IType};
 use apiary_store::{FeedbackKind, Store};
 use serde::{Deserialize, Serialize};
@@ -185,6 +187,14 @@ impl Retractions {
     }
 }
 
+/// A `tier` parameter: one of the published tiers, any case.
+fn parse_tier(v: &str) -> Result<ScoreTier, ApiError> {
+    [ScoreTier::Observe, ScoreTier::Suspicious, ScoreTier::Block]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(v))
+        .ok_or_else(|| ApiError::invalid("invalid_tier", "`tier`: one of observe, suspicious, block"))
+}
+
 /// What the events of a stream must match (authorization is checked separately).
 #[derive(Debug, Clone, Default)]
 pub struct StreamFilter {
@@ -194,8 +204,8 @@ pub struct StreamFilter {
     pub itypes: Vec<IType>,
     pub tags: Vec<String>,
     pub min_confidence: Option<f64>,
-    /// Accepted, not applied (no scoring yet).
-    pub tier: Option<String>,
+    /// Checked, not applied to streams yet.
+    pub tier: Option<ScoreTier>,
     networks: Vec<Net>,
     /// AS numbers asked for, and the tables that say an address's AS.
     asns: Vec<u32>,
@@ -232,7 +242,9 @@ impl StreamFilter {
             f.min_confidence =
                 Some(c.ok_or_else(|| ApiError::invalid("invalid_confidence", format!("`confidence` `{v}`: a number of at least 0")))?);
         }
-        f.tier = nonempty(&p.tier).map(str::to_string);
+        if let Some(v) = nonempty(&p.tier) {
+            f.tier = Some(parse_tier(v)?);
+        }
         for v in [nonempty(&p.cidr), nonempty(&p.network)].into_iter().flatten() {
             for cidr in list(v) {
                 let ind = parse(cidr, None, &state.parse_options)

@@ -212,6 +212,22 @@ fn cursor(headers: &HeaderMap, after: Option<&str>) -> Result<Option<i64>, ApiEr
     }
 }
 
+/// Refuse a cursor past the newest seq of the log: every seq a client saw came from the log,
+/// and a stream (or webhook) resumed after a higher one would skip everything up to it, silently
+/// delivering nothing for as long as that takes. No slack is needed: the log's head is read from
+/// the store every node shares, after the cursor was handed out.
+pub async fn check_cursor(state: &AppState, cursor: Option<i64>) -> Result<(), ApiError> {
+    let Some(c) = cursor else { return Ok(()) };
+    let head = state.store.last_sighting_seq().await?;
+    if c > head {
+        return Err(ApiError::invalid(
+            "invalid_cursor",
+            format!("cursor {c} is past the newest sighting ({head}): resume from a seq you received, or omit it to start from now"),
+        ));
+    }
+    Ok(())
+}
+
 fn lagged_json(resume_after: i64) -> serde_json::Value {
     json!({"resume_after": resume_after})
 }
@@ -268,10 +284,12 @@ pub async fn sse(
 ) -> Result<Response, ApiError> {
     let filter = StreamFilter::parse(&params.filter, &state)?;
     let from = cursor(&headers, params.after.as_deref())?;
+    check_cursor(&state, from).await?;
     let session = Session::open(&state, caller, request_token(&headers), filter, from).await?;
     let mut opening = format!("apiary stream from seq {}", session.cursor());
     if let Some(t) = &session.filter.tier {
-        opening.push_str(&format!("; tier `{t}` not applied: the hub does not score yet"));
+        // The parsed tier, never the raw parameter (nothing a caller sends reaches an SSE line).
+        opening.push_str(&format!("; tier {} not applied: streams do not filter by score yet", t.as_str()));
     }
     let body = SseBody {
         session,
@@ -299,6 +317,7 @@ pub async fn ws(
 ) -> Result<Response, ApiError> {
     let filter = StreamFilter::parse(&params.filter, &state)?;
     let from = cursor(&headers, params.after.as_deref())?;
+    check_cursor(&state, from).await?;
     let session = Session::open(&state, caller, request_token(&headers), filter, from).await?;
     let heartbeat = state.streams.options.heartbeat;
     let asn = state.config.asn.clone();
