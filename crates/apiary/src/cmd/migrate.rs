@@ -4,11 +4,12 @@ use super::store_url::StoreUrl;
 use anyhow::{bail, Context};
 use apiary_store::postgres::PostgresStore;
 use clap::Args;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 /// Copy a SQLite hub (users, token hashes, feeds, grants, hpfeeds idents, values, feed records,
-/// the sightings log with its seqs and idempotency keys, subscriptions, webhooks) into an empty
+/// the sightings log with its seqs and idempotency keys, subscriptions, webhooks, sources with
+/// their pinned tiers, feedback, sensors, raw sensor events with their keys, sessions) into an empty
 /// PostgreSQL database, then check every table's count. One transaction: on any failure or
 /// count mismatch nothing is kept. A target that already holds users, feeds or sightings is
 /// refused. Stop the hub (or accept that what it writes during the copy stays behind) first.
@@ -42,9 +43,15 @@ pub fn run(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     let report = rt.block_on(async {
         let store = PostgresStore::connect(url).await.with_context(|| format!("cannot open {}", to.label()))?;
         let mut last_table = String::new();
+        // On a terminal one line per table, rewritten in place; otherwise (a log) one line per update.
+        let tty = std::io::stderr().is_terminal();
         store
             .import_sqlite(&dir, |table, done, total| {
                 let mut err = std::io::stderr();
+                if !tty {
+                    let _ = writeln!(err, "{table}: {done}/{total}");
+                    return;
+                }
                 if table != last_table && !last_table.is_empty() {
                     let _ = writeln!(err);
                 }
@@ -54,7 +61,9 @@ pub fn run(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot migrate {} into {}", dir.display(), to.label()))
     })?;
-    eprintln!();
+    if std::io::stderr().is_terminal() {
+        eprintln!(); // ends the progress line
+    }
     if a.json {
         let tables: Vec<serde_json::Value> = report
             .tables
@@ -73,7 +82,7 @@ pub fn run(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             println!("  {t:<20} {s:>10} = {p}");
         }
         for (t, n) in &report.not_copied {
-            println!("  not copied: {t} ({n} rows; made again by the hub's jobs or by re-importing)");
+            println!("  not copied: {t} ({n} rows; derived, made again by the hub's jobs)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -63,6 +63,25 @@ pub const COPIED: &[&str] = &[
     "sighting_keys",
     "feed_subscriptions",
     "webhooks",
+    "sources",
+    "feedback",
+    "sensors",
+    "sensor_events",
+    "sessions",
+    "session_payloads",
+];
+
+/// Tables copied column by column by name (same columns in both schemas), converted by the
+/// PostgreSQL column's type: what no job can rebuild (pinned tiers, sensors, raw sensor events
+/// with their idempotency keys, sessions, feedback). Only derived data (indicator_scores,
+/// feed_comparison) is left to the hub's jobs.
+const COPIED_BY_NAME: &[(&str, &str)] = &[
+    ("sources", "feed_id"),
+    ("feedback", "id"),
+    ("sensors", "feed_id, name"),
+    ("sensor_events", "seq"),
+    ("sessions", "id"),
+    ("session_payloads", "session_id, sha256"),
 ];
 
 impl PostgresStore {
@@ -436,6 +455,12 @@ impl PostgresStore {
             source_counts.push(("webhooks", total));
         }
 
+        for (table, order) in COPIED_BY_NAME {
+            let total = count(&format!("SELECT count(*) FROM {table}"))?;
+            copy_by_name(&src, &tx, table, order, total, &mut progress).await?;
+            source_counts.push((table, total));
+        }
+
         // Sequences continue after the copied ids.
         tx.batch_execute(
             "SELECT setval('users_id_seq', greatest((SELECT max(id) FROM users), 1)); \
@@ -444,7 +469,10 @@ impl PostgresStore {
              SELECT setval('indicators_id_seq', greatest((SELECT max(id) FROM indicators), 1)); \
              SELECT setval('feed_records_id_seq', greatest((SELECT max(id) FROM feed_records), 1)); \
              SELECT setval('webhooks_id_seq', greatest((SELECT max(id) FROM webhooks), 1)); \
-             SELECT setval('sightings_seq', greatest((SELECT max(seq) FROM sightings), 1));",
+             SELECT setval('sightings_seq', greatest((SELECT max(seq) FROM sightings), 1)); \
+             SELECT setval(pg_get_serial_sequence('feedback', 'id'), greatest((SELECT max(id) FROM feedback), 1)); \
+             SELECT setval(pg_get_serial_sequence('sensor_events', 'seq'), greatest((SELECT max(seq) FROM sensor_events), 1)); \
+             SELECT setval(pg_get_serial_sequence('sessions', 'id'), greatest((SELECT max(id) FROM sessions), 1));",
         )
         .await
         .map_err(pg_error)?;
@@ -476,6 +504,82 @@ impl PostgresStore {
         }
         tx.commit().await.map_err(pg_error)?;
         Ok(report)
+    }
+}
+
+/// Copy `table` from SQLite into the same-named PostgreSQL table, in chunks of `CHUNK` rows sent
+/// as one JSON array (`jsonb_populate_recordset`). Each value is converted by the PostgreSQL
+/// column's type: microseconds to timestamptz, 0/1 to boolean, JSON text to jsonb.
+async fn copy_by_name(
+    src: &Connection,
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    order: &str,
+    total: i64,
+    progress: &mut impl FnMut(&str, i64, i64),
+) -> Result<()> {
+    let pg_cols: Vec<(String, String)> = tx
+        .query("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1", &[&table])
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut st = src.prepare(&format!("SELECT * FROM {table} ORDER BY {order}")).map_err(sq)?;
+    // The columns both schemas have, with the PostgreSQL type of each.
+    let cols: Vec<(usize, String, String)> = st
+        .column_names()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| pg_cols.iter().find(|(c, _)| c == n).map(|(c, t)| (i, c.clone(), t.clone())))
+        .collect();
+    let list = cols.iter().map(|(_, c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let insert = format!("INSERT INTO {table} ({list}) SELECT {list} FROM jsonb_populate_recordset(null::{table}, $1::jsonb)");
+    let mut rows = st.query([]).map_err(sq)?;
+    let mut chunk = Vec::new();
+    let mut done = 0i64;
+    loop {
+        let row = rows.next().map_err(sq)?;
+        if let Some(r) = row {
+            let mut obj = serde_json::Map::new();
+            for (i, name, ty) in &cols {
+                obj.insert(name.clone(), convert(r.get_ref(*i).map_err(sq)?, ty));
+            }
+            chunk.push(serde_json::Value::Object(obj));
+        }
+        let end = row.is_none();
+        if chunk.len() as i64 >= CHUNK || (end && !chunk.is_empty()) {
+            done += chunk.len() as i64;
+            let batch = serde_json::Value::Array(std::mem::take(&mut chunk));
+            tx.execute(insert.as_str(), &[&batch]).await.map_err(pg_error)?;
+            progress(table, done, total);
+        }
+        if end {
+            break;
+        }
+    }
+    if total == 0 {
+        progress(table, 0, 0);
+    }
+    Ok(())
+}
+
+/// One SQLite value as JSON for a PostgreSQL column of type `ty`.
+fn convert(v: rusqlite::types::ValueRef<'_>, ty: &str) -> serde_json::Value {
+    use rusqlite::types::ValueRef as V;
+    use serde_json::Value as J;
+    match (v, ty) {
+        (V::Null, _) => J::Null,
+        (V::Integer(us), "timestamp with time zone") => J::String(ts(us).to_rfc3339()),
+        (V::Integer(b), "boolean") => J::Bool(b != 0),
+        (V::Text(t), "jsonb" | "json" | "ARRAY") => {
+            let t = String::from_utf8_lossy(t);
+            serde_json::from_str(&t).unwrap_or(J::String(t.into_owned()))
+        }
+        (V::Integer(n), _) => J::from(n),
+        (V::Real(x), _) => serde_json::Number::from_f64(x).map(J::Number).unwrap_or(J::Null),
+        (V::Text(t), _) => J::String(String::from_utf8_lossy(t).into_owned()),
+        (V::Blob(b), _) => J::String(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
     }
 }
 
