@@ -190,6 +190,12 @@ fn benign_reports_quarantine_and_leads_promote() {
     assert_eq!(reliability::earned_tier(&m, 39 * DAY, &p), Tier::Established, "and a clean week restores it");
     let mut liar = SourceMeta::new(1, 1, 0, vec![]);
     reliability::apply(&mut liar, Outcome::Benign, 0, &p);
+    // One careless report never quarantines: quarantine needs a minimum of judged reports.
+    assert_eq!(reliability::earned_tier(&liar, 31 * DAY, &p), Tier::Probation, "one benign report");
+    for _ in 1..p.quarantine_min_judged {
+        reliability::apply(&mut liar, Outcome::Late, 0, &p);
+    }
+    assert_eq!(liar.judged, p.quarantine_min_judged);
     assert_eq!(reliability::earned_tier(&liar, 31 * DAY, &p), Tier::Quarantined);
     // Forgetting: the penalty fades, and the source is back on probation.
     reliability::forget(&mut liar.reliability, 200.0, &p);

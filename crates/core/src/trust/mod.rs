@@ -130,6 +130,10 @@ pub struct SourceMeta {
     /// When a report of it last turned out benign, was refuted or retracted.
     #[serde(default)]
     pub last_penalty: Option<Timestamp>,
+    /// Its reports judged so far (leads, late, benign, refuted, retracted): quarantine needs a
+    /// minimum of them.
+    #[serde(default)]
+    pub judged: u32,
 }
 
 impl SourceMeta {
@@ -145,6 +149,7 @@ impl SourceMeta {
             leads: 0,
             canary_hit: false,
             last_penalty: None,
+            judged: 0,
         }
     }
 }

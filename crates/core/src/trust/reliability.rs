@@ -26,6 +26,10 @@ pub struct ReliabilityParams {
     /// is below this and at least `quarantine_min_benign` of β came from penalties.
     pub quarantine_mean: f64,
     pub quarantine_min_benign: f64,
+    /// ...and only once this many of its reports were judged: one careless report (a fresh feed's
+    /// first allowlisted value) must never quarantine a source; a canary hit still does at once.
+    #[serde(default = "default_min_judged")]
+    pub quarantine_min_judged: u32,
     /// Established also needs this many days since the last benign, refuted or retracted report:
     /// a proven-bad report costs the standing at once, whatever α a busy source has banked.
     pub clean_days: f64,
@@ -44,9 +48,14 @@ impl Default for ReliabilityParams {
             establish_age_days: 30.0,
             quarantine_mean: 0.5,
             quarantine_min_benign: 8.0,
+            quarantine_min_judged: default_min_judged(),
             clean_days: 7.0,
         }
     }
+}
+
+fn default_min_judged() -> u32 {
+    20
 }
 
 /// What the job learned about one report of a source.
@@ -83,6 +92,9 @@ pub fn apply(source: &mut SourceMeta, outcome: Outcome, now: Timestamp, p: &Reli
     if source.tier == Tier::Seed {
         return;
     }
+    if outcome != Outcome::CanaryHit {
+        source.judged = source.judged.saturating_add(1);
+    }
     let r = &mut source.reliability;
     match outcome {
         Outcome::Lead => {
@@ -115,7 +127,8 @@ pub fn earned_tier(source: &SourceMeta, now: Timestamp, p: &ReliabilityParams) -
     let r = source.reliability;
     let good = r.alpha - Beta::PRIOR.alpha;
     let bad = r.beta - Beta::PRIOR.beta;
-    if source.canary_hit || (bad >= p.quarantine_min_benign && good / (good + bad) < p.quarantine_mean) {
+    let judged_enough = source.judged >= p.quarantine_min_judged;
+    if source.canary_hit || (judged_enough && bad >= p.quarantine_min_benign && good / (good + bad) < p.quarantine_mean) {
         return Tier::Quarantined;
     }
     let age_days = (now - source.created) as f64 / 86_400.0;

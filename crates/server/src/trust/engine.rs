@@ -39,11 +39,14 @@ pub fn depth_of(tags: &[String]) -> Depth {
     }
 }
 
+/// The reason prefix of a special-use value's `Standing::Excluded` (never judged, see `judge_one`).
+const SPECIAL_USE: &str = "special-use";
+
 /// Whether a value may be scored: special-use values and `exclude` lists are never scored,
 /// `hold` lists (popular infrastructure) are held below BLOCK until a seed sees them.
 pub fn standing_of(value: &str, itype: IType, reserved: Option<&str>, lists: &Allowlist) -> Standing {
     if let Some(r) = reserved {
-        return Standing::Excluded(format!("special-use ({r})"));
+        return Standing::Excluded(format!("{SPECIAL_USE} ({r})"));
     }
     let ind = match itype {
         IType::Url | IType::Email => parse(value, Some(itype), &ParseOptions::default()).ok(),
@@ -51,7 +54,7 @@ pub fn standing_of(value: &str, itype: IType, reserved: Option<&str>, lists: &Al
     }
     .unwrap_or_else(|| Indicator { itype, value: value.to_string(), port: None, derived: Vec::new(), reserved: None, flags: Vec::new() });
     if let Some(r) = ind.reserved {
-        return Standing::Excluded(format!("special-use ({})", r.as_str()));
+        return Standing::Excluded(format!("{SPECIAL_USE} ({})", r.as_str()));
     }
     let mut held = None;
     for l in lists.check(&ind) {
@@ -646,8 +649,13 @@ impl Engine {
     /// outcome pushed, if any), true while it waits for confirmation.
     fn judge_one(&self, s: u32, i: u32, t: Timestamp, now: Timestamp, outcomes: &mut Vec<(u32, Outcome)>) -> bool {
         let item = &self.items[i as usize];
-        if matches!(item.standing, Standing::Excluded(_)) {
-            outcomes.push((s, Outcome::Benign));
+        if let Standing::Excluded(reason) = &item.standing {
+            // Special-use values (bogons, documentation, private ranges) are no evidence about a
+            // source either way: lists carry them on purpose (firehol_level1), so they are
+            // settled unjudged. Allowlisted (`exclude`) values are a benign report.
+            if !reason.starts_with(SPECIAL_USE) {
+                outcomes.push((s, Outcome::Benign));
+            }
             return false;
         }
         if item.refuted || self.retracted.contains(&(s, i)) {
@@ -881,5 +889,25 @@ mod tests {
         assert!(matches!(standing_of("10.0.0.1", IType::Ipv4, Some("private"), lists), Standing::Excluded(_)));
         assert!(matches!(standing_of("8.8.8.8", IType::Ipv4, None, lists), Standing::Excluded(_)));
         assert_eq!(standing_of("93.184.216.34", IType::Ipv4, None, lists), Standing::Normal);
+    }
+
+    #[test]
+    fn one_special_use_and_one_allowlisted_report_never_quarantine_a_fresh_feed() {
+        let lists: &'static Allowlist = Box::leak(Box::new(Allowlist::builtin()));
+        let mut e = Engine::new(lists);
+        let sources = [source(1, 1, Tier::Probation, None)];
+        e.sync_sources(&sources, &[], true);
+        e.regroup();
+        let mut doc = sighting(1, 1, "198.51.100.23", None);
+        doc.reserved = Some("documentation".into());
+        e.add_sighting(&doc);
+        e.add_sighting(&sighting(2, 1, "8.8.8.8", None));
+        e.judge();
+        let meta = &e.sources[1].meta;
+        // The special-use value is no evidence (not judged); the allowlisted one is one benign
+        // report, far from the judged reports quarantine needs.
+        assert_eq!(meta.judged, 1, "{meta:?}");
+        assert_eq!(meta.reliability.beta, apiary_core::trust::Beta::PRIOR.beta + ReliabilityParams::default().benign, "{meta:?}");
+        assert_eq!(meta.tier, Tier::Probation, "{meta:?}");
     }
 }
