@@ -268,6 +268,19 @@ fn through_a_hub() {
     assert_eq!(values.len(), 28);
 }
 
+#[test]
+fn through_a_hub_a_long_inline_comment_is_cut_not_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let token = user_with_token(&data, "alice", "read,write");
+    let hub = Hub::start(&data);
+    let file = tmp.path().join("list.txt");
+    std::fs::write(&file, format!("101.100.216.61 # {}\n101.50.83.146\n", "c".repeat(5000))).unwrap();
+    let args = ["import", "feed", "--feed", "alice/long", "--format", "text", "--hub", &hub.url, "--token", &token, "--json", s(&file)];
+    let r = summary(&args);
+    assert_eq!((n(&r, "stored"), n(&r, "refused_by_hub"), n(&r, "descriptions_truncated")), (2, 0, 1), "{r}");
+}
+
 /// A tiny HTTP server: serves `body` with `etag`, answers 304 to a matching If-None-Match
 /// (unless `ignore_etag`), and records each request's headers.
 struct Origin {

@@ -34,6 +34,9 @@ pub struct Report {
     /// A stable key: reading the same input twice yields the same key, so a store that has it
     /// already counts nothing twice.
     pub idempotency_key: String,
+    /// Where the source said it (file and 1-based line), for problems reported later (a hub's
+    /// refusal of an item); `None` when the source has no lines to point at.
+    pub source: Option<(std::sync::Arc<str>, u64)>,
 }
 
 /// Hex SHA-256 of the parts joined with the unit separator (`\x1f`), which no part can contain

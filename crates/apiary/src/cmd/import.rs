@@ -672,9 +672,14 @@ fn record_reply(reply: &PublishReply, hub_name: &str, chunk: &[Report], w: &mut 
         *summary.problems_by_kind.entry(ProblemKind::RejectedValue).or_insert(0) += 1;
         if summary.problems.len() < max {
             let rep = r.index.and_then(|i| chunk.get(i as usize));
+            // The file and line the value came from, when the source had lines (a feed file).
+            let (file, line) = match rep.and_then(|x| x.source.as_ref()) {
+                Some((file, line)) => (file.to_string(), *line),
+                None => (hub_name.to_owned(), 0),
+            };
             summary.problems.push(cowrie::Problem {
-                file: hub_name.to_owned(),
-                line: 0,
+                file,
+                line,
                 kind: ProblemKind::RejectedValue,
                 message: format!(
                     "{:?} refused by the hub: {} ({}){}",
@@ -776,6 +781,7 @@ mod tests {
             count: 1,
             extra: json!({"session": "abc", "depth": "auth_attempt"}),
             idempotency_key: "k".into(),
+            source: None,
         };
         let item = to_item(&r);
         assert_eq!(item["indicator"], "192.0.2.7");

@@ -94,6 +94,7 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
                 let proto = s.protocol.as_deref().unwrap_or("session");
                 out.reports.push(Report {
                     idempotency_key: key("attacker", &ind.value),
+                    source: None,
                     tags: depth_tags(s),
                     port: s.dst_port,
                     protocol: s.protocol.clone(),
@@ -169,6 +170,7 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         }
         out.reports.push(Report {
             idempotency_key: key("url", &ind.value),
+            source: None,
             tags: vec!["malware".into(), "download".into()],
             port: ind.port,
             protocol: None,
@@ -185,6 +187,7 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
     for Host { ind: host, count, first, last, urls } in hosts {
         out.reports.push(Report {
             idempotency_key: key("url-host", &host.value),
+            source: None,
             tags: vec!["malware".into(), "download".into()],
             port: None,
             protocol: None,
@@ -244,6 +247,7 @@ pub fn reports(s: &Session, opts: &DeriveOptions) -> Derived {
         let Some(ind) = parse("shasum", p.hash, Some(IType::Sha256), &mut out) else { continue };
         out.reports.push(Report {
             idempotency_key: key("sha256", &ind.value),
+            source: None,
             tags: p.tags.iter().map(|t| t.to_string()).collect(),
             port: None,
             protocol: None,

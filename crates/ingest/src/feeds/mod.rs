@@ -351,11 +351,13 @@ pub struct FeedReader {
     seen: HashMap<(IType, String), Verdict>,
     /// When the reading started: reported times more than a day after it are refused.
     now: chrono::DateTime<chrono::Utc>,
+    /// The file being read, shared by its reports' `source`.
+    file: Option<std::sync::Arc<str>>,
 }
 
 impl FeedReader {
     pub fn new(opts: ReadOptions) -> FeedReader {
-        FeedReader { opts, stats: ReadStats::default(), seen: HashMap::new(), now: chrono::Utc::now() }
+        FeedReader { opts, stats: ReadStats::default(), seen: HashMap::new(), now: chrono::Utc::now(), file: None }
     }
 
     pub fn stats(&self) -> &ReadStats {
@@ -503,7 +505,15 @@ impl FeedReader {
             count: 1,
             extra: Value::Object(extra),
             idempotency_key,
+            source: Some((self.source_file(file), r.line)).filter(|(_, line)| *line > 0),
         })
+    }
+
+    fn source_file(&mut self, file: &str) -> std::sync::Arc<str> {
+        match &self.file {
+            Some(f) if &**f == file => f.clone(),
+            _ => self.file.insert(std::sync::Arc::from(file)).clone(),
+        }
     }
 
     /// Reserved addresses and exclude-list matches (including CIDRs overlapping an excluded

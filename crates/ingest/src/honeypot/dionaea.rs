@@ -178,6 +178,7 @@ impl Dionaea {
             });
             out(Report {
                 idempotency_key: key("attacker", &ind.value),
+                source: None,
                 tags,
                 port: g.local_port,
                 protocol: g.transports.first().cloned(),
@@ -194,6 +195,7 @@ impl Dionaea {
             let base = json!({"source": "dionaea", "connection_root": g.root, "attacker": attacker_value, "url": d.url, "md5": d.md5, "filetype": d.filetype});
             let report = |ind: Indicator, kind: &str, tags: &[&str], what: &str| Report {
                 idempotency_key: key(kind, &ind.value),
+                source: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 port: if kind == "url" { ind.port } else { None },
                 protocol: None,
