@@ -252,6 +252,26 @@ async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     out
 }
 
+/// Closing the store empties the WAL: an offline import must not leave hundreds of MB of log
+/// for the next process (an export) to read back before its first query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_store_leaves_an_empty_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (u, f) = alice_feed(&store).await;
+        for batch in 0..20 {
+            let items = (0..500).map(|i| sighting(&f, &u, &format!("203.0.{}.{}", batch, i % 250))).collect();
+            store.append_sightings(items).await.unwrap();
+        }
+    }
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(len, 0, "{} is {len} bytes after the store closed", wal.display());
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.stats().await.unwrap().sightings, 10_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();

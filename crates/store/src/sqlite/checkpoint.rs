@@ -37,12 +37,18 @@ impl Checkpointer {
             .name("apiary-store-checkpoint".into())
             .spawn(move || loop {
                 let done = !matches!(stopped.recv_timeout(INTERVAL), Err(mpsc::RecvTimeoutError::Timeout));
+                if done {
+                    // The store is closing (the writer has finished): copy everything back and
+                    // empty the WAL file, so the next process to open the directory (an export
+                    // after an import) does not first read back a WAL of hundreds of MB.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                        tracing::debug!(error = %e, "closing WAL checkpoint did not finish; the next open recovers it");
+                    }
+                    return;
+                }
                 // PASSIVE never waits for the writer or readers: it copies what it can.
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint instead");
-                }
-                if done {
-                    return;
                 }
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
