@@ -58,7 +58,10 @@ fn rows() -> Vec<Row> {
     v[0].ports = vec![22, 2222];
     v[0].confidence = Some(8.5);
     v[0].description = Some("ssh brute force, \"root\" logins,\ntwo lines\tand a tab");
-    v[5].description = Some("login page, credential harvest");
+    // Control characters a reporter sent (ESC, NUL, DEL, a C1 NEL): quoted-and-left-out in CSV,
+    // `\xNN` in Zeek, escaped in JSON, never raw.
+    v[5].description = Some("login page,\u{1b}[31m credential\0 harvest\u{7f}\u{85}");
+    v[9].tags = vec!["dropper\u{1b}[0m".into()];
     v[5].confidence = Some(6.0);
     v[2].first = "2026-05-29T00:00:00Z";
     v[2].last = "2026-05-29T00:00:00Z";
@@ -144,6 +147,13 @@ fn every_format_matches_its_golden_file() {
         let mut f = (spec.new)(&meta());
         let mut out = Vec::new();
         export::write_all(f.as_mut(), recs.iter().copied(), &mut out).unwrap();
+        // The rows carry NUL, ESC, DEL and NEL: no format writes a control character raw (JSON
+        // escapes C0 as `\uNNNN`; DEL and C1 are plain characters of a JSON string).
+        let text = String::from_utf8(out.clone()).unwrap();
+        let json = matches!(spec.name, "json" | "jsonl" | "stix");
+        let raw: Vec<char> =
+            text.chars().filter(|&c| c.is_control() && !matches!(c, '\t' | '\r' | '\n') && !(json && c > '\u{1f}')).collect();
+        assert!(raw.is_empty(), "{}: raw control characters {raw:?}", spec.name);
         check(&file_name(spec.name), &out);
     }
     check("suricata-iprep.categories", suricata_iprep::categories().as_bytes());

@@ -1,6 +1,7 @@
 //! CSV for spreadsheets and SIEMs, RFC 4180: a header row, CRLF line ends, and fields holding
 //! a comma, a double quote, CR or LF enclosed in double quotes (inner quotes doubled).
-//! Lists (tags, ports) are one field, joined with `|`.
+//! Lists (tags, ports) are one field, joined with `|`. Other control characters (NUL, ESC, DEL,
+//! C1) are left out and their field quoted, so no reporter's text reaches a terminal or a SIEM raw.
 
 use std::io::{self, Write};
 
@@ -20,27 +21,46 @@ impl Csv {
     }
 }
 
-/// Write one field, quoted only when RFC 4180 needs it.
+/// A control character other than the tab and line breaks RFC 4180 carries inside quotes.
+fn stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\r' | '\n')
+}
+
+/// Whether a field must be quoted: RFC 4180's characters, or control characters left out of it.
+fn needs_quotes(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) || s.chars().any(stray_control)
+}
+
+/// Write one field, quoted only when RFC 4180 needs it (or a control character was left out).
 pub fn field(out: &mut dyn Write, s: &str) -> io::Result<()> {
-    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
-        out.write_all(b"\"")?;
-        let mut parts = s.split('"');
-        if let Some(first) = parts.next() {
-            out.write_all(first.as_bytes())?;
-        }
-        for p in parts {
-            out.write_all(b"\"\"")?;
-            out.write_all(p.as_bytes())?;
-        }
-        out.write_all(b"\"")
+    if s.chars().any(stray_control) {
+        let kept: String = s.chars().filter(|&c| !stray_control(c)).collect();
+        return quoted(out, &kept);
+    }
+    if needs_quotes(s) {
+        quoted(out, s)
     } else {
         out.write_all(s.as_bytes())
     }
 }
 
+/// `s` in double quotes, inner quotes doubled.
+fn quoted(out: &mut dyn Write, s: &str) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    let mut parts = s.split('"');
+    if let Some(first) = parts.next() {
+        out.write_all(first.as_bytes())?;
+    }
+    for p in parts {
+        out.write_all(b"\"\"")?;
+        out.write_all(p.as_bytes())?;
+    }
+    out.write_all(b"\"")
+}
+
 /// A list as one field, joined with `|` (quoted as a whole when an item needs it).
 fn list<'a>(out: &mut dyn Write, items: impl Iterator<Item = &'a str> + Clone) -> io::Result<()> {
-    if items.clone().any(|s| s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))) {
+    if items.clone().any(needs_quotes) {
         return field(out, &items.collect::<Vec<_>>().join("|"));
     }
     for (i, s) in items.enumerate() {

@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use super::{one_line, Format, Meta, Record};
+use super::{Format, Meta, Record};
 use crate::IType;
 
 pub const FIELDS: &str = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url";
@@ -24,15 +24,25 @@ impl Zeek {
     }
 }
 
-/// A field value: no tabs or line breaks, `-` when empty.
+/// A field value, `-` when empty: control characters (tabs and line breaks too) and the
+/// backslash as Zeek's `\xNN` escapes of their UTF-8 bytes, which its input reader undoes.
 fn field(s: &str) -> String {
-    let s = one_line(s);
     let s = s.trim();
     if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
+        return "-".into();
     }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\\' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn intel_type(r: &Record) -> Option<&'static str> {
