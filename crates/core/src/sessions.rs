@@ -123,6 +123,22 @@ impl SessionRecord {
     /// Check and normalise a record received from outside (the API): sizes bounded, the
     /// attacker an address as [`parse`] writes it, hashes lowercase hex, depth known. The
     /// error names the field.
+    /// The reported-time rule ([`crate::check_reported_time`]) for a session's start and end
+    /// against its arrival `now`, and an end not before its start. `Err` is (code, message).
+    pub fn check_times(&self, now: DateTime<Utc>) -> Result<(), (&'static str, String)> {
+        for (field, t) in [("start", self.start), ("end", self.end)] {
+            if let Some(t) = t {
+                crate::check_reported_time(field, t, now)?;
+            }
+        }
+        if let (Some(start), Some(end)) = (self.start, self.end) {
+            if end < start {
+                return Err(("invalid_session", "`end` is before `start`".into()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn check(&mut self, opts: &ParseOptions) -> Result<(), String> {
         let short = |name: &str, v: &str, max: usize| -> Result<(), String> {
             if v.len() > max {
@@ -1057,5 +1073,26 @@ mod tests {
         other.session = "own".into();
         let got = campaigns(&[links.clone(), vec![other]].concat(), 2, &net);
         assert_eq!((got[0].sessions, got[0].sensors.len()), (4, 2));
+    }
+}
+
+#[cfg(test)]
+mod time_rule_tests {
+    use super::*;
+
+    #[test]
+    fn session_times_follow_the_reported_time_rule() {
+        let now = crate::parse_time("2026-12-04T18:00:00Z").unwrap();
+        let at = |s: &str| Some(crate::parse_time(s).unwrap());
+        let mut r = SessionRecord::default();
+        r.start = at("9999-01-01T00:00:00Z");
+        assert_eq!(r.check_times(now).unwrap_err().0, "in_future");
+        r.start = at("2026-12-04T10:00:00Z");
+        r.end = at("2999-01-01T00:00:00Z");
+        assert_eq!(r.check_times(now).unwrap_err().0, "in_future");
+        r.end = at("2026-12-04T09:00:00Z");
+        assert_eq!(r.check_times(now).unwrap_err().0, "invalid_session");
+        r.end = at("2026-12-04T11:00:00Z");
+        assert!(r.check_times(now).is_ok());
     }
 }

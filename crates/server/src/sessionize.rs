@@ -111,7 +111,11 @@ pub async fn round(store: &dyn Store, derive: &DeriveOptions, opts: &Options) ->
     let mut sessions: Vec<NewSession> = Vec::new();
     for p in &ready {
         for s in assemble(store, p, opts.max_events_per_session).await? {
-            sessions.push(NewSession { feed_id: p.feed_id, record: cowrie::record::record_parsing(&s, &derive.parse) });
+            let record = cowrie::record::record_parsing(&s, &derive.parse);
+            match record.check_times(now) {
+                Ok(()) => sessions.push(NewSession { feed_id: p.feed_id, record }),
+                Err((code, why)) => tracing::warn!(sensor = %p.sensor, session = %p.session, "sessionizer: session not stored: {why} ({code})"),
+            }
             let derived = cowrie::reports(&s, derive);
             for (what, value, why) in &derived.rejected {
                 tracing::debug!(sensor = %p.sensor, session = %p.session, "sessionizer: `{what}` {value:?} refused: {why}");

@@ -756,16 +756,19 @@ pub async fn publish(
     }
     let mut good = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
+    let now = chrono::Utc::now();
     for (index, line, item) in items {
-        let checked = item.and_then(|v| {
+        let checked = item.map_err(|m| ("invalid_session", m)).and_then(|v| {
             let mut r: SessionRecord =
-                serde_json::from_value(v).map_err(|e| format!("not a session record: {e}"))?;
-            r.check(&state.parse_options)?;
+                serde_json::from_value(v).map_err(|e| ("invalid_session", format!("not a session record: {e}")))?;
+            r.check(&state.parse_options).map_err(|m| ("invalid_session", m))?;
+            // The one rule for reported times (in_future, before 1970), and end not before start.
+            r.check_times(now)?;
             Ok(r)
         });
         match checked {
             Ok(record) => good.push(NewSession { feed_id: feed.id, record }),
-            Err(message) => rejected.push(json!({"index": index, "line": line, "code": "invalid_session", "message": message})),
+            Err((code, message)) => rejected.push(json!({"index": index, "line": line, "code": code, "message": message})),
         }
     }
     let outcome = if good.is_empty() {

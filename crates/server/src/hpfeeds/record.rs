@@ -73,9 +73,17 @@ impl Recorder {
             Ok(None) => return Recorded::Dropped(format!("the ident's feed `{feed}` does not exist")),
             Err(e) => return Recorded::Dropped(format!("reading feed `{feed}`: {e}")),
         };
-        // The session itself (a log import of the same session, with more events, replaces it).
+        // The session itself (a log import of the same session, with more events, replaces it);
+        // not when its times break the hub's rule (a startTime in 2999), its reports are judged alone.
+        let store_session = match record.check_times(chrono::Utc::now()) {
+            Ok(()) => true,
+            Err((code, why)) => {
+                tracing::warn!(ident, session = %s.session, "hpfeeds: session not stored: {why} ({code})");
+                false
+            }
+        };
         let mut tries = 0;
-        loop {
+        while store_session {
             tries += 1;
             match self.store.append_sessions(vec![apiary_store::NewSession { feed_id: feed.id, record: record.clone() }]).await {
                 Ok(_) => break,
