@@ -14,6 +14,7 @@ use apiary_core::export::Meta;
 use apiary_server::export::{self as engine, ExportParams, Job, BLOCK_TIER};
 use apiary_store::{Reader, Store};
 use chrono::{DateTime, Utc};
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::Args;
 
 use super::admin::{runtime, split_feed};
@@ -44,8 +45,8 @@ pub struct ExportArgs {
     /// The feed, `USER/FEED` (omit with --tier block).
     #[arg(value_name = "USER/FEED", required_unless_present = "tier")]
     pub feed: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'f', default_value = "text")]
+    /// Output format (the list below; `--help` describes each).
+    #[arg(long, short = 'f', default_value = "text", ignore_case = true, value_parser = format_names())]
     pub format: String,
     /// The hub-wide scored feed instead of one feed: values whose hub score reaches this tier
     /// (`observe`, `suspicious`, `block`; docs/trust.md).
@@ -279,4 +280,9 @@ fn enc(s: &str) -> String {
         }
     }
     out
+}
+
+/// The export formats as clap's possible values, each with its one-line description.
+fn format_names() -> PossibleValuesParser {
+    apiary_core::export::FORMATS.iter().map(|f| PossibleValue::new(f.name).help(f.description)).into()
 }
