@@ -96,7 +96,7 @@ impl<R: Read> LineReader<R> {
             if avail.is_empty() {
                 break false;
             }
-            match avail.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', avail) {
                 Some(i) => {
                     let lf = avail[i] == b'\n';
                     self.buf.extend_from_slice(&avail[..=i]);

@@ -144,6 +144,10 @@ pub struct TrustSighting {
     pub received_at: Timestamp,
     pub tags: Vec<String>,
     pub sensor: Option<String>,
+    /// Whether every reader may see it: a sighting in a public feed, not TLP:AMBER or RED. Only
+    /// shared sightings are evidence for the hub's scores, which every reader sees (so a private
+    /// feed's reports never move a public score or appear in its explanation).
+    pub shared: bool,
 }
 
 impl From<crate::LoggedSighting> for TrustSighting {
@@ -157,6 +161,7 @@ impl From<crate::LoggedSighting> for TrustSighting {
             observed_at: s.observed_at,
             observed_until: s.observed_until,
             received_at: s.received_at,
+            shared: !matches!(s.tlp, crate::Tlp::Amber | crate::Tlp::Red),
             tags: s.tags,
             sensor: s.sensor,
         }

@@ -417,7 +417,7 @@ impl Engine {
     pub fn add_sighting(&mut self, s: &TrustSighting) {
         self.cursor = self.cursor.max(s.seq);
         let src = s.feed_id as usize;
-        if src >= self.sources.len() || !self.sources[src].exists {
+        if !s.shared || src >= self.sources.len() || !self.sources[src].exists {
             return;
         }
         self.counts.sightings += 1;
@@ -531,6 +531,7 @@ impl Engine {
                     received_at: f.created_at,
                     tags: Vec::new(),
                     sensor: None,
+                    shared: true,
                 });
                 self.retracted.insert((feed as u32, i));
             }
@@ -814,6 +815,7 @@ mod tests {
             received_at: now,
             tags: vec!["login".into()],
             sensor: sensor.map(str::to_string),
+            shared: true,
         }
     }
 
@@ -889,6 +891,32 @@ mod tests {
         assert!(matches!(standing_of("10.0.0.1", IType::Ipv4, Some("private"), lists), Standing::Excluded(_)));
         assert!(matches!(standing_of("8.8.8.8", IType::Ipv4, None, lists), Standing::Excluded(_)));
         assert_eq!(standing_of("93.184.216.34", IType::Ipv4, None, lists), Standing::Normal);
+    }
+
+    #[test]
+    fn private_and_amber_red_sightings_are_no_evidence() {
+        let lists: &'static Allowlist = Box::leak(Box::new(Allowlist::builtin()));
+        let mut e = Engine::new(lists);
+        let sources = [source(1, 1, Tier::Seed, None), source(2, 2, Tier::Probation, None)];
+        e.sync_sources(&sources, &[], true);
+        e.regroup();
+        let v = "45.155.205.18";
+        e.add_sighting(&sighting(1, 2, v, None));
+        // The seed's report is in a private feed (or marked AMBER/RED): not shared, so it moves
+        // nothing every reader sees — no evidence, no judging, no term in the explanation.
+        let mut private = sighting(2, 1, v, None);
+        private.shared = false;
+        e.add_sighting(&private);
+        assert_eq!(e.cursor, 2, "the cursor still moves past it");
+        let now = chrono::Utc::now().timestamp();
+        let with = e.explain(e.index_of(v).unwrap(), now);
+        let mut alone = Engine::new(lists);
+        alone.sync_sources(&sources, &[], true);
+        alone.regroup();
+        alone.add_sighting(&sighting(1, 2, v, None));
+        let without = alone.explain(alone.index_of(v).unwrap(), now);
+        assert_eq!((with.confidence, with.log_odds), (without.confidence, without.log_odds));
+        assert_eq!(with.terms.len(), without.terms.len());
     }
 
     #[test]

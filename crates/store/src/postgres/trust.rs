@@ -295,8 +295,10 @@ impl PostgresStore {
         let rows = client
             .query(
                 "SELECT s.seq, s.feed_id, i.value, i.itype, s.reserved, s.observed_at, s.observed_until, s.received_at, \
-                 s.tags, s.sensor FROM sightings s JOIN feed_records r ON r.id = s.record_id \
-                 JOIN indicators i ON i.id = r.indicator_id WHERE s.seq > $1 ORDER BY s.seq LIMIT $2",
+                 s.tags, s.sensor, (f.visibility = 'public' AND s.tlp < 2) \
+                 FROM sightings s JOIN feed_records r ON r.id = s.record_id \
+                 JOIN indicators i ON i.id = r.indicator_id JOIN feeds f ON f.id = s.feed_id \
+                 WHERE s.seq > $1 ORDER BY s.seq LIMIT $2",
                 &[&after, &limit],
             )
             .await
@@ -314,6 +316,7 @@ impl PostgresStore {
                     received_at: r.get(7),
                     tags: r.get(8),
                     sensor: r.get(9),
+                    shared: r.get(10),
                 })
             })
             .collect()

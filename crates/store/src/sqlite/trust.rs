@@ -288,8 +288,10 @@ fn trust_sightings_after(c: &Connection, after: i64, limit: usize) -> Result<Vec
     let mut st = c
         .prepare_cached(&format!(
             "SELECT s.seq, s.feed_id, i.value, i.itype, s.reserved, s.observed_at, s.observed_until, s.received_at, \
-             s.tags, s.sensor FROM sightings s JOIN feed_records r ON r.id = s.record_id \
-             JOIN indicators i ON i.id = r.indicator_id WHERE s.seq > ?1 ORDER BY s.seq LIMIT {limit}"
+             s.tags, s.sensor, (f.visibility = 'public' AND s.tlp NOT IN ('amber', 'red')) \
+             FROM sightings s JOIN feed_records r ON r.id = s.record_id \
+             JOIN indicators i ON i.id = r.indicator_id JOIN feeds f ON f.id = s.feed_id \
+             WHERE s.seq > ?1 ORDER BY s.seq LIMIT {limit}"
         ))
         .map_err(db_error)?;
     let rows = st
@@ -306,6 +308,7 @@ fn trust_sightings_after(c: &Connection, after: i64, limit: usize) -> Result<Vec
                 received_at: from_micros(r.get(7)?),
                 tags: if tags == "[]" { Vec::new() } else { json_list(&tags)? },
                 sensor: r.get(9)?,
+                shared: r.get(10)?,
             })
         })
         .map_err(db_error)?;
