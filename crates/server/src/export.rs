@@ -490,7 +490,7 @@ impl Walk {
         let mut rec = record_of(r, names.get(&r.feed_id).map_or("", String::as_str));
         match policy.check(&rec, r.reserved.as_deref(), red_ok) {
             Err(skip) => Ok(Err(skip.as_str())),
-            Ok(_) if !self.first_sighting(r.indicator.as_str()) => Ok(Err("duplicate")),
+            Ok(_) if !self.first_sighting(r.indicator.as_str()) => Ok(Err("listed_by_another_feed")),
             Ok(verdict) => {
                 rec.held = verdict.held;
                 Ok(Ok(rec))
@@ -603,7 +603,7 @@ pub async fn run(job: Job, out: mpsc::Sender<Bytes>) -> Result<Summary, ExportEr
                     format.record(&rec, &mut buf).map_err(io)?;
                     summary.exported += 1;
                 }
-                Ok(_) => *summary.skipped.entry("format").or_default() += 1,
+                Ok(_) => *summary.skipped.entry("not_expressible_in_format").or_default() += 1,
                 Err(why) => *summary.skipped.entry(why).or_default() += 1,
             }
             if buf.len() >= CHUNK {
