@@ -57,9 +57,10 @@ async fn no_set_of_unknown_sources_reaches_block() {
         hub.feed(&name, "pots", Visibility::Public).await;
         publish(&hub, &token, &format!("{name}/pots"), json!([deep(value, &format!("pot-{i}")), deep(value, &format!("pot-{i}b"))])).await;
     }
-    // (Setting up forty feeds on a busy machine takes a while: wait longer here.)
+    // (Setting up forty feeds on a busy machine — a CI run beside other builds — takes a while:
+    // wait generously; the wait ends as soon as all forty are scored.)
     let all = |s: &Value| s["terms"].as_array().is_some_and(|t| t.iter().filter(|t| t["term"] == "group").count() == 40);
-    let s = score_within(&hub, &hub.admin, value, all, Duration::from_secs(30)).await;
+    let s = score_within(&hub, &hub.admin, value, all, Duration::from_secs(120)).await;
     assert_ne!(s["tier"], "BLOCK", "{s}");
     assert!(s["confidence"].as_u64().unwrap() < 90, "{s}");
     assert_eq!(s["seed_groups"], 0);
